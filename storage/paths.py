@@ -1,0 +1,64 @@
+"""Every name in the data root, in one place.
+
+<root>/datasets/<dataset>/
+    manifest/manifest.parquet         validated manifest table (one row per clip or per candidate video)
+    videos/<video_id>/source.<ext>    downloaded video, as obtained
+    videos/<video_id>/download.json   what yt-dlp did: status, error class and message, format, fps, size, sha256
+    videos/<video_id>/detections.parquet  per sampled frame person boxes (discovery datasets)
+    videos/<video_id>/chunks.json     chunk spans and boxes chosen for this video
+    videos/<video_id>/clips.tar       WebDataset samples of this video's chunks (cropped, resized)
+    catalog/videos.parquet, catalog/chunks.parquet
+    shards/<split>-NNNNNN.tar (+ .parquet sidecar), shards/manifest.json
+    coverage/coverage.json
+"""
+from __future__ import annotations
+
+from storage.root import DataRoot
+
+DATASETS = "datasets"
+
+
+def dataset_dir(root: DataRoot, dataset: str) -> str:
+    return root.path(DATASETS, dataset)
+
+
+def manifest_path(root: DataRoot, dataset: str) -> str:
+    return root.path(DATASETS, dataset, "manifest", "manifest.parquet")
+
+
+def video_dir(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id)
+
+
+def download_record_path(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id, "download.json")
+
+
+def detections_path(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id, "detections.parquet")
+
+
+def chunks_path(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id, "chunks.json")
+
+
+def clips_path(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id, "clips.tar")
+
+
+def catalog_path(root: DataRoot, dataset: str, table: str) -> str:
+    if table not in ("videos", "chunks"):
+        raise ValueError(f"unknown catalog table {table!r}")
+    return root.path(DATASETS, dataset, "catalog", f"{table}.parquet")
+
+
+def shards_dir(root: DataRoot, dataset: str) -> str:
+    return root.path(DATASETS, dataset, "shards")
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}-{index:06d}.tar"
+
+
+def coverage_path(root: DataRoot, dataset: str) -> str:
+    return root.path(DATASETS, dataset, "coverage", "coverage.json")

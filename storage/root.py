@@ -1,0 +1,143 @@
+"""The one data root, written through fsspec so it may be a local folder or an object store.
+
+Every write is atomic: bytes go to a hidden temporary name beside the target and are renamed into place, so a
+reader (or a resumed run) never sees a half-written file.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+import fsspec
+
+DATA_ROOT_ENV = "MOTIONPIPE_DATA_ROOT"
+DEFAULT_DATA_ROOT = "./data"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike, fs: fsspec.AbstractFileSystem | None = None) -> str:
+    fs = fs or fsspec.filesystem("file")
+    digest = hashlib.sha256()
+    with fs.open(str(path), "rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class DataRoot:
+    """A base URL plus the fsspec filesystem behind it. Paths inside are POSIX strings relative to the root."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem = field(init=False, repr=False)
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fs, base = fsspec.core.url_to_fs(self.url)
+        if self.is_local:
+            base = str(Path(base).resolve())
+        self.base = base.rstrip("/")
+
+    @classmethod
+    def from_env(cls, url: str | None = None) -> "DataRoot":
+        return cls(url or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
+
+    @property
+    def is_local(self) -> bool:
+        protocol = self.fs.protocol
+        return "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+
+    def path(self, *parts: str) -> str:
+        for part in parts:
+            if not part or part in (".", "..") or part.startswith("/") or "\x00" in part:
+                raise ValueError(f"unsafe path component: {part!r}")
+        return "/".join([self.base, *parts])
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def makedirs(self, path: str) -> None:
+        self.fs.makedirs(path, exist_ok=True)
+
+    def _temp_name(self, path: str) -> str:
+        head, _, name = path.rpartition("/")
+        return f"{head}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+
+    @contextlib.contextmanager
+    def open_atomic(self, path: str, mode: str = "wb") -> Iterator[IO]:
+        """Write to a temporary sibling; rename into place only if the block finishes without error."""
+        if "w" not in mode:
+            raise ValueError("open_atomic is for writing")
+        self.makedirs(path.rpartition("/")[0])
+        tmp = self._temp_name(path)
+        try:
+            with self.fs.open(tmp, mode) as f:
+                yield f
+            self.fs.mv(tmp, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+            raise
+
+    def write_bytes(self, path: str, data: bytes) -> str:
+        with self.open_atomic(path, "wb") as f:
+            f.write(data)
+        return sha256_bytes(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open(path, "rb") as f:
+            return f.read()
+
+    def put_file(self, local_path: str | os.PathLike, path: str) -> str:
+        """Publish a finished local file at `path` atomically; returns its sha256."""
+        digest = sha256_file(local_path)
+        self.makedirs(path.rpartition("/")[0])
+        tmp = self._temp_name(path)
+        try:
+            if self.is_local:
+                shutil.copyfile(local_path, tmp)
+            else:
+                self.fs.put_file(str(local_path), tmp)
+            self.fs.mv(tmp, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+            raise
+        return digest
+
+    @contextlib.contextmanager
+    def local_path(self, path: str) -> Iterator[str]:
+        """A local filesystem path for tools that need one (ffmpeg): the file itself when local, else a copy."""
+        if self.is_local:
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="motionpipe-") as tmp:
+            local = os.path.join(tmp, path.rpartition("/")[2])
+            self.fs.get_file(path, local)
+            yield local
+
+    def sha256(self, path: str) -> str:
+        return sha256_file(path, self.fs)
+
+    def size(self, path: str) -> int:
+        return int(self.fs.size(path))
+
+    def rm(self, path: str, recursive: bool = False) -> None:
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=recursive)
+
+    def ls(self, path: str) -> list[str]:
+        if not self.fs.exists(path):
+            return []
+        return sorted(self.fs.ls(path, detail=False))
