@@ -1,7 +1,7 @@
 """Every name in the data root, in one place.
 
 <root>/datasets/<dataset>/
-    manifest/manifest.parquet         validated manifest table (one row per clip or per candidate video)
+    manifest/{videos,clips,errors}.parquet   validated manifest: videos to fetch, clips to replay, rejected rows
     videos/<video_id>/source.<ext>    downloaded video, as obtained
     videos/<video_id>/download.json   what yt-dlp did: status, error class and message, format, fps, size, sha256
     videos/<video_id>/detections.parquet  per sampled frame person boxes (discovery datasets)
@@ -22,8 +22,15 @@ def dataset_dir(root: DataRoot, dataset: str) -> str:
     return root.path(DATASETS, dataset)
 
 
-def manifest_path(root: DataRoot, dataset: str) -> str:
-    return root.path(DATASETS, dataset, "manifest", "manifest.parquet")
+def manifest_path(root: DataRoot, dataset: str, table: str) -> str:
+    if table not in ("videos", "clips", "errors", "source"):
+        raise ValueError(f"unknown manifest table {table!r}")
+    return root.path(DATASETS, dataset, "manifest", f"{table}.parquet")
+
+
+def upstream_dir(root: DataRoot, dataset: str) -> str:
+    """Where the offline sample keeps the videos it 'publishes' for yt-dlp to fetch."""
+    return root.path(DATASETS, dataset, "upstream")
 
 
 def video_dir(root: DataRoot, dataset: str, video_id: str) -> str:
@@ -40,6 +47,10 @@ def detections_path(root: DataRoot, dataset: str, video_id: str) -> str:
 
 def chunks_path(root: DataRoot, dataset: str, video_id: str) -> str:
     return root.path(DATASETS, dataset, "videos", video_id, "chunks.json")
+
+
+def video_pass_path(root: DataRoot, dataset: str, video_id: str) -> str:
+    return root.path(DATASETS, dataset, "videos", video_id, "video_pass.json")
 
 
 def clips_path(root: DataRoot, dataset: str, video_id: str) -> str:

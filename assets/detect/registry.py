@@ -1,0 +1,48 @@
+"""Pick a detector backend by name; 'auto' takes detectron2 (as MRAA) when it can run, else mediapipe."""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Literal
+
+from assets.detect.base import Detector
+from assets.detect.detectron2_backend import WEIGHTS_ENV, Detectron2KeypointDetector, detectron2_importable
+from assets.detect.mediapipe_backend import MediapipePoseDetector
+
+BackendName = Literal["auto", "mediapipe", "detectron2"]
+_BACKENDS = {"mediapipe": MediapipePoseDetector, "detectron2": Detectron2KeypointDetector}
+
+
+def _options_of(cls: type) -> set[str]:
+    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+
+
+def _detectron2_ready(weights: Any) -> bool:
+    path = weights if weights is not None else os.environ.get(WEIGHTS_ENV)
+    return bool(path) and os.path.isfile(os.path.expanduser(str(path))) and detectron2_importable()
+
+
+def resolve_backend(name: BackendName, weights: Any = None) -> str:
+    """The concrete backend 'auto' stands for here and now."""
+    if name == "auto":
+        return "detectron2" if _detectron2_ready(weights) else "mediapipe"
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown detector backend {name!r} (use 'auto', 'mediapipe' or 'detectron2')")
+    return name
+
+
+def make_detector(name: BackendName = "auto", **options: Any) -> Detector:
+    """Build a detector. Options go to the backend's constructor; under 'auto' an option only the other backend
+    takes (e.g. `weights` when mediapipe is chosen) is dropped, while one no backend knows is an error."""
+    backend = resolve_backend(name, options.get("weights"))
+    known = set().union(*(_options_of(c) for c in _BACKENDS.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown detector option(s) {unknown}; known: {sorted(known)}")
+    cls = _BACKENDS[backend]
+    accepted = _options_of(cls)
+    if name != "auto":
+        wrong = sorted(set(options) - accepted)
+        if wrong:
+            raise TypeError(f"detector {backend!r} does not take option(s) {wrong}; it takes {sorted(accepted)}")
+    return cls(**{k: v for k, v in options.items() if k in accepted})

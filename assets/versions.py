@@ -1,0 +1,10 @@
+"""Code versions of the stages. Bump one when its logic changes: Dagster then marks the asset (and everything
+downstream) stale, and the stage's on-disk stamp no longer matches, so a rerun redoes exactly that work."""
+
+STAGE_VERSIONS = {
+    "manifest": "1",
+    "download": "1",
+    "video_pass": "1",  # detections + chunks + clips, produced by one streamed decode
+    "shards": "1",
+    "coverage": "1",
+}

@@ -1,0 +1,119 @@
+"""`motionpipe rebuild`: the dataset graph run on the embedded default — one Dagster run per video, so one dead
+video never blocks the others, then the dataset-level assets. Everything lands in the Dagster instance under
+DAGSTER_HOME (SQLite, no server), exactly as if launched from the UI."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dagster as dg
+
+from assets.dataset_config import load_dataset_config
+from assets.factory import video_job_name
+from assets.ingest.download_stage import is_permanent_failure, load_download_record
+from assets.ingest.manifest_stage import read_manifest_video_ids
+from pipelines.definitions import make_definitions
+from pipelines.resources import DataRootResource, DetectorResource
+from storage.root import DataRoot
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+
+
+def ensure_dagster_home() -> str:
+    home = os.environ.get("DAGSTER_HOME") or str(Path(DEFAULT_DAGSTER_HOME).resolve())
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = home
+    return home
+
+
+@dataclass
+class VideoOutcome:
+    video_id: str
+    status: str  # ok | failed | skipped
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RebuildResult:
+    dataset: str
+    outcomes: list[VideoOutcome] = field(default_factory=list)
+    dataset_run_ok: bool = False
+
+
+def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            return event.step_failure_data.error.message.strip().splitlines()[-1][:300]
+    return "run failed"
+
+
+def rebuild(
+    dataset: str,
+    *,
+    data_root: str | None = None,
+    source: str | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+    detector: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> RebuildResult:
+    cfg = load_dataset_config(dataset)
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    overrides = {}
+    if data_root:
+        overrides["data_root"] = DataRootResource(url=data_root)
+    if detector:
+        overrides["detector"] = DetectorResource(backend=detector)
+    defs = make_definitions(**overrides)
+    root = DataRoot(data_root or defs.resources["data_root"].url)
+    out = RebuildResult(dataset)
+
+    progress(f"[{dataset}] manifest ...")
+    run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}}
+    manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
+        run_config=run_config, instance=instance, raise_on_error=False)
+    if not manifest.success:
+        raise RuntimeError(f"{dataset}: manifest failed: {_failure_detail(manifest)}")
+    video_ids = read_manifest_video_ids(root, dataset)
+    progress(f"[{dataset}] {len(video_ids)} videos in the manifest")
+
+    job = defs.resolve_job_def(video_job_name(dataset))
+    for n, video_id in enumerate(video_ids, 1):
+        t0 = time.perf_counter()
+        record = load_download_record(root, dataset, video_id)
+        if record is not None and is_permanent_failure(record) and not retry_failed:
+            out.outcomes.append(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
+            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: skipped, {record.status} in an earlier run")
+            continue
+        result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False)
+        seconds = time.perf_counter() - t0
+        if result.success:
+            chunks = _chunk_count(result, dataset)
+            out.outcomes.append(VideoOutcome(video_id, "ok", f"{chunks} chunks", seconds))
+            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: ok, {chunks} chunks ({seconds:.1f} s)")
+        else:
+            detail = _failure_detail(result)
+            out.outcomes.append(VideoOutcome(video_id, "failed", detail, seconds))
+            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {detail}")
+
+    progress(f"[{dataset}] catalog, shards, checks, coverage ...")
+    final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(instance=instance, raise_on_error=False)
+    out.dataset_run_ok = final.success
+    if not final.success:
+        progress(f"[{dataset}] dataset assets FAILED: {_failure_detail(final)}")
+    for check in final.get_asset_check_evaluations():
+        mark = "passed" if check.passed else "FAILED"
+        progress(f"[{dataset}] check {check.check_name}: {mark}")
+    return out
+
+
+def _chunk_count(result: dg.ExecuteInProcessResult, dataset: str) -> int:
+    for mat in result.asset_materializations_for_node(f"{dataset}_video_pass"):
+        if mat.asset_key == dg.AssetKey([dataset, "clips"]):
+            return int(mat.metadata["chunks"].value)
+    return 0

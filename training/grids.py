@@ -1,0 +1,85 @@
+"""Coordinate grids, Gaussian heatmaps and warping: the one spatial convention used by every model.
+
+Convention (shared by FOMM, MRAA, TPSMM and Monkey-Net):
+- Coordinates live in [-1, 1]; pixel i of n maps to 2*i/(n-1) - 1, i.e. ``align_corners=True``.
+- The last dimension is (x, y): x indexes width (columns), y indexes height (rows).
+- Every ``grid_sample`` goes through :func:`warp`, so the convention is set in exactly one place.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def make_coordinate_grid(h: int, w: int, dtype: torch.dtype | None = None,
+                         device: torch.device | str | None = None) -> torch.Tensor:
+    """(h, w, 2) grid of (x, y) coordinates in [-1, 1] (align_corners=True convention)."""
+    dtype = dtype or torch.float32
+    x = torch.linspace(-1.0, 1.0, w, dtype=dtype, device=device) if w > 1 else torch.zeros(1, dtype=dtype, device=device)
+    y = torch.linspace(-1.0, 1.0, h, dtype=dtype, device=device) if h > 1 else torch.zeros(1, dtype=dtype, device=device)
+    yy, xx = torch.meshgrid(y, x, indexing="ij")  # (h, w) each
+    return torch.stack([xx, yy], dim=-1)  # (h, w, 2)
+
+
+def kp2gaussian(mean: torch.Tensor, spatial_size: tuple[int, int], kp_variance: float) -> torch.Tensor:
+    """Isotropic Gaussian heatmaps: mean (..., K, 2) -> (..., K, h, w), unnormalised (peak 1)."""
+    h, w = spatial_size
+    grid = make_coordinate_grid(h, w, dtype=mean.dtype, device=mean.device)  # (h, w, 2)
+    diff = grid - mean[..., None, None, :]  # (..., K, h, w, 2)
+    return torch.exp(-0.5 * (diff ** 2).sum(-1) / kp_variance)
+
+
+def region2gaussian(mean: torch.Tensor, covar: torch.Tensor | float, spatial_size: tuple[int, int]) -> torch.Tensor:
+    """Full-covariance Gaussian heatmaps (MRAA): mean (..., K, 2), covar (..., K, 2, 2) -> (..., K, h, w).
+
+    A float ``covar`` falls back to the isotropic :func:`kp2gaussian`.
+    """
+    if not torch.is_tensor(covar):
+        return kp2gaussian(mean, spatial_size, float(covar))
+    h, w = spatial_size
+    grid = make_coordinate_grid(h, w, dtype=mean.dtype, device=mean.device)
+    diff = grid - mean[..., None, None, :]  # (..., K, h, w, 2)
+    inv = inverse_2x2(covar)[..., None, None, :, :]  # (..., K, 1, 1, 2, 2)
+    # Mahalanobis distance d^T S^-1 d, written out to avoid a batched matmul over every pixel
+    dx, dy = diff[..., 0], diff[..., 1]
+    maha = (inv[..., 0, 0] * dx * dx + (inv[..., 0, 1] + inv[..., 1, 0]) * dx * dy + inv[..., 1, 1] * dy * dy)
+    return torch.exp(-0.5 * maha)
+
+
+def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
+    """Closed-form inverse of (..., 2, 2) matrices (no cuSOLVER call, no host sync)."""
+    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
+    det = a * d - b * c
+    inv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+    return inv / det[..., None, None]
+
+
+def heatmap_mean(heatmap: torch.Tensor) -> torch.Tensor:
+    """Expected coordinate of normalised heatmaps: (B, K, h, w) -> (B, K, 2)."""
+    h, w = heatmap.shape[-2:]
+    grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
+    return torch.einsum("bkhw,hwc->bkc", heatmap, grid)
+
+
+def warp(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2) in the shared [-1,1] (x, y) convention."""
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize a (B, h, w, 2) flow field to ``size`` (as the official generators do)."""
+    if tuple(flow.shape[1:3]) == tuple(size):
+        return flow
+    flow = F.interpolate(flow.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
+    return flow.permute(0, 2, 3, 1)
+
+
+def to_homogeneous(coords: torch.Tensor) -> torch.Tensor:
+    """(..., 2) -> (..., 3) by appending ones."""
+    return torch.cat([coords, torch.ones_like(coords[..., :1])], dim=-1)
+
+
+def from_homogeneous(coords: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 2) by dividing by the last coordinate."""
+    return coords[..., :2] / coords[..., 2:3]
