@@ -184,6 +184,14 @@ class Config(Strict):
     reconstruction: ReconstructionParams = ReconstructionParams()
     animate: AnimateParams = AnimateParams()
 
+    @model_validator(mode="after")
+    def _pyramid_fits_vgg(self):
+        smallest = min(self.dataset.frame_shape[:2]) * min(self.train.scales)
+        if sum(self.train.loss_weights.perceptual) and smallest < 16:
+            raise ValueError(f"train.scales {list(self.train.scales)} shrink {self.dataset.frame_shape[:2]} frames to "
+                             f"{smallest:g} px; the VGG-19 perceptual loss needs at least 16 px (4 max-pools)")
+        return self
+
     @property
     def frame_size(self) -> tuple[int, int]:
         return self.dataset.frame_shape[0], self.dataset.frame_shape[1]

@@ -62,9 +62,25 @@ def heatmap_mean(heatmap: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bkhw,hwc->bkc", heatmap, grid)
 
 
+def heatmap_covariance(heatmap: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Heatmap-weighted second moment about ``mean``: (B, K, h, w), (B, K, 2) -> (B, K, 2, 2)."""
+    h, w = heatmap.shape[-2:]
+    grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
+    d = grid - mean[:, :, None, None, :]  # (B, K, h, w, 2)
+    return torch.einsum("bkhw,bkhwi,bkhwj->bkij", heatmap, d, d)
+
+
 def warp(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
     """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2) in the shared [-1,1] (x, y) convention."""
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def warp_each(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """Warp one image by each of M grids: (B, C, h, w), (B, M, h, w, 2) -> (B, M, C, h, w)."""
+    b, c, h, w = image.shape
+    m = grids.shape[1]
+    rep = image.unsqueeze(1).expand(b, m, c, h, w).reshape(b * m, c, h, w)
+    return warp(rep, grids.reshape(b * m, *grids.shape[2:])).view(b, m, c, *grids.shape[2:4])
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

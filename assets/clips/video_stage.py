@@ -150,6 +150,7 @@ def run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_r
 
 def _discover(cfg, frames, video_id, sink, info, backend, detector_res) -> tuple[str, PassResult]:
     from assets.clips.cuts import CutDetector
+    from assets.detect.base import main_person
     from assets.detect.registry import make_detector
 
     options = {}
@@ -158,19 +159,17 @@ def _discover(cfg, frames, video_id, sink, info, backend, detector_res) -> tuple
         options["weights"] = weights
     detector = make_detector(backend, **options)
     scale, shrink = downscale_for(info.width, info.height, cfg.detect.max_side)
-    cuts = CutDetector(threshold=cfg.detect.cut_threshold, min_scene_len=cfg.detect.min_scene_len)
+    cuts = CutDetector(fps=info.fps, threshold=cfg.detect.cut_threshold, min_scene_len=cfg.detect.min_scene_len)
 
     def detect(frame) -> PersonSample:
-        found = detector.detect(shrink(frame))
-        people = [d for d in found if d.kind == "person"]
-        if not people:
+        best = main_person(detector.detect(shrink(frame)))
+        if best is None:
             return PersonSample(-1, None, False, False)
-        best = max(people, key=lambda d: d.box.area * d.score)
         box = best.box.scaled(1 / scale, 1 / scale)
         return PersonSample(-1, box, best.upper_body_visible, best.full_body_visible)
 
     def cut_push(i, frame) -> bool:
-        return cuts.push(i, frame)
+        return bool(cuts.push(i, frame))  # immediate mode: a cut is reported on the first frame of the new shot
 
     try:
         result = discover_pass(frames, video_id, cfg, detect, cut_push, sink, info.width, info.height)

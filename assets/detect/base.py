@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Iterable, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -84,3 +84,12 @@ def downscale(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, floa
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
+
+
+def main_person(detections: Iterable[Detection]) -> Detection | None:
+    """The subject of the frame: the person with the largest area x score (big and confident wins;
+    a small confident bystander loses to the presenter)."""
+    people = [d for d in detections if d.kind == "person" and d.box.area > 0]
+    if not people:
+        return None
+    return max(people, key=lambda d: (d.box.area * d.score, d.score))

@@ -21,22 +21,26 @@ from assets.detect.base import Detection, DetectorUnavailable, check_frame, down
 NOSE, L_EAR, R_EAR, L_SHOULDER, R_SHOULDER = 0, 7, 8, 11, 12
 EYES = (1, 2, 3, 4, 5, 6)
 HEAD = tuple(range(0, 11))  # nose, eyes, ears, mouth
-ANKLES = (27, 28)
+LEGS = ((23, 25, 27), (24, 26, 28))  # (hip, knee, ankle), left and right
 SCORE_LANDMARKS = tuple(range(0, 13))  # head and shoulders: what every dataset here needs visible
 
 TOP_MARGIN_U, SIDE_MARGIN_U, BOTTOM_MARGIN_U = 1.0, 0.35, 0.2
 _INSIDE_TOL = 0.01  # landmarks this far outside the image (normalised) still count as in view
 
 
-def pose_flags(visible: np.ndarray) -> tuple[bool, bool]:
-    """(upper body, full body) from a (33,) boolean visibility mask.
+def pose_flags(visible: np.ndarray, xy: np.ndarray) -> tuple[bool, bool]:
+    """(upper body, full body) from a (33,) visibility mask and (33, 2) pixel landmarks.
 
     Upper body: nose and both shoulders. Full body: some head landmark and some ankle — the reference
-    crop_taichi.py rule (a head keypoint and an ankle keypoint), transposed from COCO's 17 to mediapipe's 33.
+    crop_taichi.py rule (a head keypoint and an ankle keypoint), transposed from COCO's 17 to mediapipe's 33 —
+    with one more condition: on the ankle's side, hip, knee and ankle are all visible and run downwards in that
+    order. Pose extrapolates legs it cannot see, sometimes with visibility > 0.5 (a waist-up photo on a black
+    letterbox gets "ankles" on the chest); an anatomically ordered leg is the evidence that it really saw one.
     """
     upper = bool(visible[NOSE] and visible[L_SHOULDER] and visible[R_SHOULDER])
-    full = bool(any(visible[i] for i in HEAD) and any(visible[i] for i in ANKLES))
-    return upper, full
+    head = any(visible[i] for i in HEAD)
+    leg = any(visible[[h, k, a]].all() and xy[h, 1] < xy[k, 1] < xy[a, 1] for h, k, a in LEGS)
+    return upper, bool(head and leg)
 
 
 def box_from_landmarks(xy: np.ndarray, visible: np.ndarray, width: int, height: int) -> Box | None:
@@ -109,7 +113,7 @@ class MediapipePoseDetector:
         box = box_from_landmarks(kps[:, :2], visible, width, height)
         if box is None:
             return None
-        upper, full = pose_flags(visible)
+        upper, full = pose_flags(visible, kps[:, :2])
         # Pose has no person score; the mean visibility of head and shoulders stands in for one.
         score = float(norm[list(SCORE_LANDMARKS), 2].mean())
         return Detection(box=box, score=score, kind="person", keypoints=kps,

@@ -153,7 +153,7 @@ def _shots(spec: SampleVideoSpec) -> tuple[_Shot, ...]:
         background = ("coffee", "rocket", "gradient")[int(rng.integers(3))]
         return (_Shot(0, n, "astronaut", bool(rng.integers(2)), background, 0.78, 0.5),)
     if spec.kind == "walk_off":
-        return (_Shot(0, n, "astronaut", False, "chelsea", 0.75, 0.35),)
+        return (_Shot(0, n, "astronaut", False, "coffee", 0.8, 0.4),)
     c1, c2 = n // 3, (2 * n) // 3
     return (
         _Shot(0, c1, "astronaut", False, "coffee", 0.95, 0.5),
@@ -168,9 +168,10 @@ def _shot_at(spec: SampleVideoSpec, i: int) -> _Shot:
     return next(s for s in _shots(spec) if s.start <= i < s.end)
 
 
-def _phases(spec: SampleVideoSpec) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _phases(spec: SampleVideoSpec) -> tuple[float, ...]:
     # A separate stream from _shots' choices, so changing one never shifts the other.
-    return np.random.default_rng([spec.seed, 1]).uniform(0, 2 * math.pi, size=4)
+    return tuple(np.random.default_rng([spec.seed, 1]).uniform(0, 2 * math.pi, size=4).tolist())
 
 
 def _placement(spec: SampleVideoSpec, i: int) -> _Placement:
@@ -248,19 +249,26 @@ def render_frames(spec: SampleVideoSpec) -> Iterator[np.ndarray]:
     """The video's frames as RGB uint8 (height, width, 3), before any encoding."""
     W, H = spec.width, spec.height
     for shot in _shots(spec):
-        background = _background(shot.background, W, H, spec.seed).astype(np.float32)
+        background = _background(shot.background, W, H, spec.seed)
         sprite = _sprite(shot.subject, shot.mirror, round(shot.height_frac * H))
         sh, sw = sprite.shape[:2]
         ones = np.ones((sh, sw), np.float32)
         for i in range(shot.start, shot.end):
-            pl = _placement(spec, i)
-            m = cv2.getRotationMatrix2D((sw / 2, sh / 2), pl.angle, pl.height / sh)
-            m[:, 2] += (pl.cx - sw / 2, pl.cy - sh / 2)
-            rgb = cv2.warpAffine(sprite, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha = cv2.warpAffine(ones, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha = alpha[..., None]
-            frame = background * (1 - alpha) + rgb.astype(np.float32) * alpha
-            yield np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+            frame = background.copy()
+            box = sprite_box(spec, i)
+            if box is not None:  # composite only around the sprite: outside it alpha is exactly 0
+                x0, y0 = max(box[0] - 2, 0), max(box[1] - 2, 0)
+                x1, y1 = min(box[2] + 2, W), min(box[3] + 2, H)
+                pl = _placement(spec, i)
+                m = cv2.getRotationMatrix2D((sw / 2, sh / 2), pl.angle, pl.height / sh)
+                m[:, 2] += (pl.cx - sw / 2 - x0, pl.cy - sh / 2 - y0)
+                size = (x1 - x0, y1 - y0)
+                rgb = cv2.warpAffine(sprite, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                alpha = cv2.warpAffine(ones, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
+                region = background[y0:y1, x0:x1].astype(np.float32)
+                mixed = region + (rgb.astype(np.float32) - region) * alpha
+                frame[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+            yield frame
 
 
 def render_sample_video(spec: SampleVideoSpec, out_path: str | os.PathLike) -> str:
