@@ -20,11 +20,14 @@ from pipelines.resources import DataRootResource, DetectorResource
 from storage.root import DataRoot
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
+# The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def ensure_dagster_home() -> str:
     home = os.environ.get("DAGSTER_HOME") or str(Path(DEFAULT_DAGSTER_HOME).resolve())
     Path(home).mkdir(parents=True, exist_ok=True)
+    (Path(home) / "dagster.yaml").touch()  # defaults: SQLite storage under DAGSTER_HOME, no server
     os.environ["DAGSTER_HOME"] = home
     return home
 
@@ -74,7 +77,7 @@ def rebuild(
     out = RebuildResult(dataset)
 
     progress(f"[{dataset}] manifest ...")
-    run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}}
+    run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}, **QUIET}
     manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False)
     if not manifest.success:
@@ -90,7 +93,8 @@ def rebuild(
             out.outcomes.append(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: skipped, {record.status} in an earlier run")
             continue
-        result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False,
+                                        run_config=QUIET)
         seconds = time.perf_counter() - t0
         if result.success:
             chunks = _chunk_count(result, dataset)
@@ -102,7 +106,8 @@ def rebuild(
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {detail}")
 
     progress(f"[{dataset}] catalog, shards, checks, coverage ...")
-    final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(instance=instance, raise_on_error=False)
+    final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET)
     out.dataset_run_ok = final.success
     if not final.success:
         progress(f"[{dataset}] dataset assets FAILED: {_failure_detail(final)}")

@@ -20,8 +20,9 @@ from storage.ids import ChunkKey
 from storage.root import DataRoot
 
 VIDEO_STATUSES = (
-    "ok", "unavailable", "private", "members_only", "age_gated", "rate_limited",
-    "not_found", "network", "corrupt", "no_person", "other",
+    "ok", "unavailable", "private", "members_only", "age_gated", "rate_limited", "bot_check", "geo_blocked",
+    "copyright", "live", "not_found", "network", "corrupt", "no_person", "no_chunks", "other",
+    "not_attempted", "not_processed",
 )
 SPLITS = ("train", "test")
 FRAME_FORMATS = ("jpeg", "png")

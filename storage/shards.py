@@ -77,7 +77,7 @@ class SampleInfo:
 
 @dataclass(frozen=True)
 class RawSample:
-    """One sample as stored: entries are (suffix after the key, bytes), e.g. ('000000.jpg', b'...'), ('json', b'...')."""
+    """One sample as stored: entries are (suffix after the key, bytes), e.g. ('000000.jpg', ...), ('json', ...)."""
 
     key: str
     entries: list[tuple[str, bytes]]
@@ -193,7 +193,7 @@ class ClipTarWriter:
             if meta.get("n_frames", n) != n:
                 raise ValueError(f"sample {key}: meta n_frames {meta['n_frames']} but {n} frames were given")
             meta.update(frame_format=fmt, n_frames=n)
-            self._add(f"{key}.json", json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
+            self._add(f"{key}.json", json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
         except BaseException as exc:
             self._broken = f"{key}: {exc!r}"
             raise
@@ -611,3 +611,14 @@ def iter_chunks(root: DataRoot, out_dir: str, split: str) -> Iterator[tuple[str,
     for sample in pipeline:
         names = sorted(k for k in sample if FRAME_ENTRY.match(k))
         yield sample["__key__"], sample["json"], [sample[k] for k in names]
+
+
+def shard_samples(root: DataRoot, out_dir: str) -> list[dict]:
+    """Every sample the published shards hold, from their sidecars: key, shard, n_frames, bytes, sha256."""
+    if not root.exists(f"{out_dir}/manifest.json"):
+        return []
+    rows = []
+    for shard in read_shard_manifest(root, out_dir).shards:
+        for row in read_table(root, f"{out_dir}/{shard.sidecar}").to_pylist():
+            rows.append({**row, "shard": shard.name})
+    return rows

@@ -181,8 +181,11 @@ def count_frames(path: str | os.PathLike) -> int:
     return int(counts[-1])
 
 
+_count = count_frames  # probe's `count_frames` argument shadows the function inside probe
+
+
 def _tail(text: str, n: int = 6) -> str:
-    return "\n".join(line for line in text.strip().splitlines()[-n:])
+    return "\n".join(text.strip().splitlines()[-n:])
 
 
 def probe(path: str | os.PathLike, count_frames: bool = False) -> VideoInfo:
@@ -200,9 +203,6 @@ def probe(path: str | os.PathLike, count_frames: bool = False) -> VideoInfo:
     if count_frames:
         info = VideoInfo(info.width, info.height, info.fps, _count(src), info.duration, info.codec)
     return info
-
-
-_count = count_frames
 
 
 # ----------------------------------------------------------------------------------------------------- decode

@@ -67,7 +67,8 @@ def test_video_rows_round_trip(root):
 
 
 def test_chunk_rows_round_trip(root):
-    rows = [chunk(), chunk(start=64, end=128, split="test", frame_format="png", jpeg_quality=None, shard="test-000000.tar")]
+    png = dict(frame_format="png", jpeg_quality=None, shard="test-000000.tar")
+    rows = [chunk(), chunk(start=64, end=128, split="test", **png)]
     path = root.path("catalog", "chunks.parquet")
     write_rows(root, path, rows, CHUNKS_SCHEMA)
     back = read_rows(root, path, ChunkRow)

@@ -92,8 +92,13 @@ YOUTUBE_LIKE = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def _ydl() -> yt_dlp.YoutubeDL:
+    return yt_dlp.YoutubeDL({"quiet": True})
+
+
 def select(spec: str, formats: list[dict]) -> str:
-    ydl = yt_dlp.YoutubeDL({"quiet": True})
+    ydl = _ydl()
     formats = [dict(f) for f in formats]
     ydl.sort_formats({"formats": formats})
     chosen = list(ydl.build_format_selector(spec)({
@@ -265,6 +270,15 @@ def test_local_ids_for_non_youtube_datasets(media, tmp_path):
     assert record.ok and record.video_id == "sample_01"
     with pytest.raises(InvalidIdError):
         download_video("sample_01", None, tmp_path / "source", DownloadConfig())
+
+
+def test_every_option_is_accepted_by_yt_dlp(media, tmp_path):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    config = DownloadConfig(rate_limit_bytes=50_000_000, cookies_file=str(cookies), js_runtimes=("node",),
+                            remote_components=("ejs:github",), socket_timeout=5, enable_file_urls=True)
+    record = download_video(VID, (media / "clip.mp4").as_uri(), tmp_path / "v" / "source", config)
+    assert record.ok, record.error
 
 
 def test_record_json_round_trip():

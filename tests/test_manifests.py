@@ -21,6 +21,7 @@ from assets.ingest.ted_manifest import (
     check_licenses,
     parse_clip_list,
     rejected_as_errors,
+    load_ted_manifest,
     search_video_ids,
     ted_candidates_from_ids,
     ted_manifest_from_ids,
@@ -338,3 +339,16 @@ def test_discovery_manifest_from_ids():
     split = video_disjoint_split(ids, 0.2, seed=7)
     assert all(v.split == split[v.video_id] and v.ref_height == 720 and v.source == "ids.txt" for v in m.videos)
     assert m.clips == [] and m.to_arrow().videos.num_rows == 50
+
+
+def test_load_ted_manifest_sniffs_clip_lists_and_id_lists(tmp_path):
+    clips = tmp_path / "clips.csv"
+    clips.write_text(csv_text("VM6HZqQKhok,10,200,104-10-665-570,30,1280,720,test"))
+    m = load_ted_manifest(clips)
+    assert [(c.video_id, c.split) for c in m.clips] == [("VM6HZqQKhok", "test")]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# ids\nVM6HZqQKhok\nnot-an-id\n")
+    m = load_ted_manifest(ids, test_fraction=1.0, min_height=720)
+    assert m.clips == [] and [(v.video_id, v.split, v.ref_height) for v in m.videos] == [("VM6HZqQKhok", "test", 720)]
+    assert [e.line for e in m.errors] == [3]
+    assert m.sha256 == hashlib.sha256(ids.read_bytes()).hexdigest()

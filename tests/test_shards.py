@@ -236,7 +236,8 @@ def test_plain_webdataset_reads_packed_shards(root, tmp_path):
     index = pack_shards(root, root.path("shards"), samples, max_samples_per_shard=2)
     shards_dir = tmp_path / "shards"
     assert listing(shards_dir) == ["manifest.json"] + [
-        f"{s}-{i:06d}.{ext}" for s, i in [("test", 0), ("train", 0), ("train", 1), ("train", 2)] for ext in ("parquet", "tar")
+        f"{stem}.{ext}" for stem in ("test-000000", "train-000000", "train-000001", "train-000002")
+        for ext in ("parquet", "tar")
     ]
     seen = {}
     for shard in index.manifest.shards:
@@ -246,7 +247,8 @@ def test_plain_webdataset_reads_packed_shards(root, tmp_path):
             for sample in ds:
                 key = sample["__key__"]
                 frames = sorted(k for k in sample if k[0].isdigit())
-                assert frames == [f"{i:06d}.{'jpg' if key.startswith(VIDEOS[2]) else 'png'}" for i in range(len(frames))]
+                ext = "jpg" if key.startswith(VIDEOS[2]) else "png"
+                assert frames == [f"{i:06d}.{ext}" for i in range(len(frames))]
                 assert sample["json"]["n_frames"] == len(frames) == infos[key].n_frames
                 if key.startswith(VIDEOS[0]):  # lossless: the exact pixels
                     for name, want in zip(frames, frames_for(key, len(frames))):
@@ -294,7 +296,8 @@ def test_byte_limit_splits_shards(root, tmp_path):
     index = pack_shards(root, root.path("shards"), samples, max_shard_bytes=largest + smallest)
     assert len(index.manifest.shards) < len(infos)
     for shard in index.manifest.shards:
-        assert sum(r["bytes"] for r in pq.read_table(tmp_path / "shards" / shard.sidecar).to_pylist()) <= largest + smallest
+        rows = pq.read_table(tmp_path / "shards" / shard.sidecar).to_pylist()
+        assert sum(r["bytes"] for r in rows) <= largest + smallest
     assert verify_shards(root, root.path("shards")) == []
 
 
@@ -402,7 +405,8 @@ def test_crash_while_swapping_in_never_shows_a_mix(root, tmp_path, monkeypatch):
     samples2, infos2 = make_dataset(root, extra=True)
     moved = []
     crash_on_mv(monkeypatch, root,
-                lambda src, dst: "/.staging-" in src and len(moved.append(dst) or moved) > 1)
+                lambda src, dst: "/.staging-" not in dst and "/.staging-" in src
+                and len(moved.append(dst) or moved) > 1)
     with pytest.raises(OSError, match="power cut"):
         pack_shards(root, root.path("shards"), samples2, max_samples_per_shard=2)
     monkeypatch.undo()

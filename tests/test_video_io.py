@@ -166,3 +166,12 @@ def test_ffmpeg_exe_honours_the_environment(monkeypatch):
     assert os.access(ffmpeg_exe(), os.X_OK)
     monkeypatch.setenv("MOTIONPIPE_FFMPEG", "/opt/custom/ffmpeg")
     assert ffmpeg_exe() == "/opt/custom/ffmpeg"
+
+
+def test_rotated_video_is_probed_and_decoded_upright(tmp_path, clip):
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-display_rotation", "90",
+                    "-i", clip, "-c", "copy", str(rotated)], check=True)
+    info = probe(rotated)
+    assert (info.width, info.height) == (H, W)
+    assert next(iter_frames(rotated)).shape == (W, H, 3)

@@ -1,5 +1,4 @@
 """Dagster assets of the clips domain: one streamed pass per video yields its detections, chunks and clips."""
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,5 +1,4 @@
 """Dagster assets of the ingest domain: the validated manifest and the per-video download."""
-from __future__ import annotations
 
 import dagster as dg
 

@@ -49,8 +49,8 @@ class DownloadConfig:
     enable_file_urls: bool = False
     socket_timeout: float = 30.0
     seed: int = 0
-    # yt-dlp needs a JavaScript runtime (and its EJS solver scripts) for YouTube's signature challenges since
-    # 2025.11; None keeps yt-dlp's defaults (deno), e.g. ("node",) or ("deno", "node") to choose.
+    # YouTube's JavaScript challenges are solved by an external runtime ('deno' by default; 'node', 'bun',
+    # 'quickjs') running the yt-dlp-ejs scripts (the pip package, or remote_components=("ejs:github",)).
     js_runtimes: tuple[str, ...] | None = None
     remote_components: tuple[str, ...] = ()
 

@@ -17,6 +17,7 @@ from assets.ingest.manifests import (
     PARTITIONS,
     Manifest,
     ManifestClip,
+    RowProblem,
     RowSource,
     digests,
     parse_bbox,
@@ -27,7 +28,6 @@ from assets.ingest.manifests import (
     parse_uint,
     parse_video_id,
     read_rows,
-    RowProblem,
     videos_from_clips,
 )
 

@@ -101,15 +101,16 @@ def search_video_ids(query: str = DEFAULT_QUERY, max_results: int = 50, ydl_opts
 
 
 def youtube_info_fetcher(ydl_opts: dict | None = None) -> InfoFetcher:
-    """Full metadata for one video (the `license` field is not in flat search results)."""
+    """Full metadata for one video (the `license` field is not in flat search results). One YoutubeDL serves
+    every call: building one loads all extractors, which would dominate a few thousand look-ups."""
     import yt_dlp
 
     opts = {"quiet": True, "no_warnings": True, "skip_download": True, "logger": _SilentLogger(),
             **(ydl_opts or {})}
+    ydl = yt_dlp.YoutubeDL(opts)
 
     def fetch(video_id: str) -> dict:
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            return ydl.extract_info(youtube_url(video_id), download=False, process=False)
+        return ydl.extract_info(youtube_url(video_id), download=False, process=False)
 
     return fetch
 
@@ -254,3 +255,17 @@ def ted_manifest_from_ids(video_ids: Iterable[str], source: str, errors: Iterabl
 
 def rejected_as_errors(rejected: Iterable[Rejected]) -> list[RowError]:
     return [RowError(i, r.video_id, r.reason) for i, r in enumerate(rejected, start=1)]
+
+
+def load_ted_manifest(path: str | os.PathLike, test_fraction: float = 0.1, seed: int = 0,
+                      min_height: int | None = None) -> Manifest:
+    """A user's TED source: a clip list (a csv whose header names `video_id`; splits from its partition column)
+    or an id list (splits from `video_disjoint_split`)."""
+    text = Path(path).read_text(encoding="utf-8")
+    first = next((line for line in text.splitlines() if line.split("#", 1)[0].strip()), "")
+    if "," in first and "video_id" in first:
+        return parse_clip_list(path)
+    ids, errors = ted_candidates_from_ids(path)
+    manifest = ted_manifest_from_ids(ids, str(path), errors, test_fraction, seed, min_height)
+    manifest.sha256, manifest.md5 = digests(text.encode())
+    return manifest

@@ -1,6 +1,7 @@
 """Asset checks on a built dataset, as pure functions over catalog rows (tests call them directly)."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -38,10 +39,10 @@ def check_chunk_rules(cfg: DatasetConfig, chunks: list[dict]) -> CheckResult:
             problems.append(f"{cid}: split {c['split']!r}")
         if n != int(c["src_end"]) - int(c["src_start"]):
             problems.append(f"{cid}: {n} frames but source span {c['src_start']}..{c['src_end']}")
-        if c.get("ref_start") is not None and c.get("ref_end") is not None:
+        if json.loads(c["provenance"]).get("source") == "manifest":
             # Replayed chunks: the manifest fixes the length at the reference fps; the frame count follows the
             # downloaded fps, so only the reference length is held to the dataset's limits.
-            length = int(c["ref_end"]) - int(c["ref_start"])
+            length = int(c["end"]) - int(c["start"])
             if not rules.min_frames <= length <= rules.max_frames:
                 problems.append(f"{cid}: manifest length {length} outside [{rules.min_frames}, {rules.max_frames}]")
             if n < 1:

@@ -1,5 +1,4 @@
 """Dagster assets of the shards domain: catalog + WebDataset shards, the coverage report, and their checks."""
-from __future__ import annotations
 
 import dagster as dg
 

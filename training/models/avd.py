@@ -131,6 +131,9 @@ class RegionAVDModel(nn.Module):
         self.freeze_bn_stats = freeze_bn_stats
         self.region_predictor.requires_grad_(False)
 
+    def networks(self) -> dict[str, nn.Module]:
+        return {"avd": self.avd}
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"avd": list(self.avd.parameters())}
 
@@ -156,6 +159,9 @@ class KeypointAVDModel(nn.Module):
         self.kp_detector, self.avd, self.key = kp_detector, avd, key
         self.random_scale, self.lambda_shift, self.freeze_bn_stats = random_scale, lambda_shift, freeze_bn_stats
         self.kp_detector.requires_grad_(False)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"avd": self.avd}
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"avd": list(self.avd.parameters())}

@@ -329,6 +329,13 @@ class FOMMModel(nn.Module):
             raise ValueError("FOMMModel: perceptual loss weights are set but no VGG was given")
         self.vgg = vgg
 
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained sub-networks, by checkpoint key (the frozen VGG is not part of a checkpoint)."""
+        nets = {"kp_detector": self.kp_detector, "generator": self.generator}
+        if self.discriminator is not None:
+            nets["discriminator"] = self.discriminator
+        return nets
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"generator": list(self.generator.parameters()), "kp_detector": list(self.kp_detector.parameters())}
         if self.discriminator is not None:

@@ -362,6 +362,11 @@ class MRAAModel(nn.Module):
             raise ValueError("MRAAModel: perceptual loss weights are set but no VGG was given")
         self.vgg = vgg
 
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained sub-networks, by checkpoint key (the frozen VGG is not part of a checkpoint)."""
+        return {"region_predictor": self.region_predictor, "bg_predictor": self.bg_predictor,
+                "generator": self.generator}
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"generator": [*self.generator.parameters(), *self.region_predictor.parameters(),
                               *self.bg_predictor.parameters()]}

@@ -25,6 +25,7 @@ from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, I
 from training.config import Strict
 from training.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
 from training.losses import equivariance_value_loss, perceptual_pyramid_loss
+from training.models.avd import AVDParams
 from training.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper
@@ -55,17 +56,12 @@ class GeneratorParams(Strict):
     num_down_blocks: int = Field(ge=1)
 
 
-class AvdNetworkParams(Strict):
-    """Shape/pose disentanglement network (built by ``training.models.avd``)."""
-    id_bottle_size: int = Field(ge=1)
-    pose_bottle_size: int = Field(ge=1)
-
-
 class Params(Strict):
     common: CommonParams
     generator: GeneratorParams
     dense_motion: DenseMotionParams
-    avd_network: AvdNetworkParams | None = None
+    # shape/pose disentanglement network of the second stage (``training.models.avd.KeypointAVD``)
+    avd_network: AVDParams = AVDParams(id_bottle_size=128, pose_bottle_size=128)
 
 
 OPTIMIZER_GROUPS = ("generator", "bg_predictor")
@@ -465,6 +461,14 @@ class TPSMMModel(nn.Module):
         self.epoch = 0
 
     # --- schedule and optimisation hooks ---------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        """The trained sub-networks, by (official) checkpoint key; the frozen VGG is not part of a checkpoint."""
+        nets = {"kp_detector": self.kp_detector, "dense_motion_network": self.dense_motion_network,
+                "inpainting_network": self.inpainting_network}
+        if self.bg_predictor is not None:
+            nets["bg_predictor"] = self.bg_predictor
+        return nets
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 

@@ -1,0 +1,128 @@
+"""The manifest stage: read the dataset's source (published csv, TED search or lists, the offline sample), validate
+it, and persist it as Parquet for the per-video stages to read."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from assets.dataset_config import DatasetConfig
+from assets.ingest.manifests import Manifest, ManifestClip, ManifestTables, ManifestVideo, RowError, digests
+from storage import paths
+from storage.root import DataRoot
+
+CACHE_ENV = "MOTIONPIPE_CACHE"
+
+
+@dataclass(frozen=True)
+class ManifestSummary:
+    source: str
+    sha256: str
+    video_ids: list[str]
+    n_clips: int
+    errors: list[RowError]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "motionpipe")
+
+
+def _taichi(cfg: DatasetConfig, source: str | None) -> Manifest:
+    from assets.ingest.taichi_manifest import load_taichi_csv
+
+    if source is None:
+        return load_taichi_csv(cfg.manifest_url, cache_dir(), expected_md5=cfg.manifest_md5)
+    # A user's own file or URL: accepted whatever its bytes; its md5/sha256 are recorded for lineage.
+    return load_taichi_csv(source, cache_dir(), expected_md5=None)
+
+
+def _ted(cfg: DatasetConfig, source: str | None) -> Manifest:
+    from assets.ingest.ted_manifest import load_ted_manifest, rejected_as_errors, ted_candidates_from_search, \
+        ted_manifest_from_ids
+
+    if source is not None:
+        return load_ted_manifest(source, cfg.split.test_fraction, cfg.split.seed, cfg.download.min_height)
+    accepted, rejected = ted_candidates_from_search(cfg.search_query, cfg.max_candidates, cfg.license_filter)
+    ids = [c.video_id for c in accepted]
+    return ted_manifest_from_ids(ids, f"ytsearch:{cfg.search_query}", rejected_as_errors(rejected),
+                                 cfg.split.test_fraction, cfg.split.seed, cfg.download.min_height)
+
+
+def _sample(cfg: DatasetConfig, root: DataRoot) -> Manifest:
+    """Offline: render the sample videos into a local 'upstream' folder and list them by file:// URL, so they are
+    fetched by the same yt-dlp path as YouTube videos."""
+    from assets.ingest.sample_source import write_sample_videos
+
+    folder = paths.upstream_dir(root, cfg.name) if root.is_local else str(cache_dir() / "sample-upstream")
+    videos = write_sample_videos(folder)
+    entries = [ManifestVideo(vid, Path(path).resolve().as_uri(), None, None, None, "sample") for vid, path in
+               sorted(videos.items())]
+    sha256, md5 = digests("\n".join(f"{v.video_id} {Path(videos[v.video_id]).stat().st_size}"
+                                    for v in entries).encode())
+    return Manifest(cfg.name, entries, [], [], "generated offline (scikit-image photographs)", sha256, md5)
+
+
+def load_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None) -> Manifest:
+    if cfg.name == "taichi":
+        return _taichi(cfg, source)
+    if cfg.name == "ted":
+        return _ted(cfg, source)
+    return _sample(cfg, root)
+
+
+def limit_manifest(manifest: Manifest, limit: int | None) -> Manifest:
+    """The first `limit` videos in manifest order, with only their clips."""
+    if limit is None:
+        return manifest
+    if limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    keep = manifest.videos[:limit]
+    ids = {v.video_id for v in keep}
+    return Manifest(manifest.dataset, keep, [c for c in manifest.clips if c.video_id in ids], manifest.errors,
+                    manifest.source, manifest.sha256, manifest.md5)
+
+
+def build_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
+                   limit: int | None = None) -> ManifestSummary:
+    manifest = limit_manifest(load_manifest(cfg, root, source), limit)
+    tables = manifest.to_arrow()
+    for name, table in (("clips", tables.clips), ("videos", tables.videos), ("errors", tables.errors)):
+        with root.open_atomic(paths.manifest_path(root, cfg.name, name)) as f:
+            pq.write_table(table, f)
+    return ManifestSummary(manifest.source, manifest.sha256, [v.video_id for v in manifest.videos],
+                           len(manifest.clips), manifest.errors)
+
+
+def _read(root: DataRoot, dataset: str, table: str):
+    path = paths.manifest_path(root, dataset, table)
+    if not root.exists(path):
+        raise FileNotFoundError(f"{dataset}: no manifest at {path}; materialize {dataset}/manifest first")
+    with root.fs.open(path, "rb") as f:
+        return pq.read_table(f)
+
+
+def read_manifest(root: DataRoot, dataset: str) -> Manifest:
+    return Manifest.from_arrow(ManifestTables(*(_read(root, dataset, t) for t in ("clips", "videos", "errors"))))
+
+
+def read_manifest_videos(root: DataRoot, dataset: str) -> list[dict]:
+    return _read(root, dataset, "videos").to_pylist()
+
+
+def read_manifest_video_ids(root: DataRoot, dataset: str) -> list[str]:
+    return [v["video_id"] for v in read_manifest_videos(root, dataset)]
+
+
+def read_manifest_video(root: DataRoot, dataset: str, video_id: str) -> dict:
+    for v in read_manifest_videos(root, dataset):
+        if v["video_id"] == video_id:
+            return v
+    raise KeyError(f"{dataset}: video {video_id!r} is not in the manifest")
+
+
+def read_manifest_clips(root: DataRoot, dataset: str, video_id: str | None = None) -> list[ManifestClip]:
+    clips = read_manifest(root, dataset).clips
+    return [c for c in clips if video_id is None or c.video_id == video_id]
