@@ -48,9 +48,13 @@ class RebuildResult:
 
 
 def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
+    """The innermost error of the first failed step: the user's problem, not Dagster's wrapper."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip().splitlines()[-1][:300]
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return f"{error.cls_name}: {error.message.strip()}"[:500]
     return "run failed"
 
 

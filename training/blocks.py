@@ -99,7 +99,7 @@ class Encoder(nn.Module):
             cout = min(max_features, block_expansion * 2 ** (i + 1))
             blocks.append(DownBlock2d(cin, cout, kernel_size=3, padding=1, norm=norm))
         self.down_blocks = nn.ModuleList(blocks)
-        self.out_channels = [in_features] + [min(max_features, block_expansion * 2 ** (i + 1)) for i in range(num_blocks)]
+        self.out_channels = [in_features] + [b.conv.out_channels for b in blocks]
 
     def forward(self, x) -> list[torch.Tensor]:
         outs = [x]

@@ -8,20 +8,51 @@ Convention (shared by FOMM, MRAA, TPSMM and Monkey-Net):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 import torch.nn.functional as F
+
+
+def float32_math(fn):
+    """Run ``fn`` with autocast off and half-precision tensor arguments promoted to float32.
+
+    Coordinates, heatmap moments, 2x2 inverses and PCA lose whole pixels in bf16/fp16, so they stay in fp32
+    under mixed precision (model_anchors.md §8).
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t = next((a for a in args if torch.is_tensor(a)), None)
+        if t is None or not torch.is_autocast_enabled(t.device.type):
+            return fn(*args, **kwargs)
+        half = (torch.float16, torch.bfloat16)
+        args = [a.float() if torch.is_tensor(a) and a.dtype in half else a for a in args]
+        with torch.autocast(t.device.type, enabled=False):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def autocast_off(like: torch.Tensor):
+    """Context disabling autocast on ``like``'s device (a no-op when autocast is not active)."""
+    if torch.is_autocast_enabled(like.device.type):
+        return torch.autocast(like.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def make_coordinate_grid(h: int, w: int, dtype: torch.dtype | None = None,
                          device: torch.device | str | None = None) -> torch.Tensor:
     """(h, w, 2) grid of (x, y) coordinates in [-1, 1] (align_corners=True convention)."""
     dtype = dtype or torch.float32
-    x = torch.linspace(-1.0, 1.0, w, dtype=dtype, device=device) if w > 1 else torch.zeros(1, dtype=dtype, device=device)
-    y = torch.linspace(-1.0, 1.0, h, dtype=dtype, device=device) if h > 1 else torch.zeros(1, dtype=dtype, device=device)
+    # (a single pixel sits at 0, where 2*i/(n-1) - 1 would divide by zero)
+    kw = dict(dtype=dtype, device=device)
+    x = torch.linspace(-1.0, 1.0, w, **kw) if w > 1 else torch.zeros(1, **kw)
+    y = torch.linspace(-1.0, 1.0, h, **kw) if h > 1 else torch.zeros(1, **kw)
     yy, xx = torch.meshgrid(y, x, indexing="ij")  # (h, w) each
     return torch.stack([xx, yy], dim=-1)  # (h, w, 2)
 
 
+@float32_math
 def kp2gaussian(mean: torch.Tensor, spatial_size: tuple[int, int], kp_variance: float) -> torch.Tensor:
     """Isotropic Gaussian heatmaps: mean (..., K, 2) -> (..., K, h, w), unnormalised (peak 1)."""
     h, w = spatial_size
@@ -30,6 +61,7 @@ def kp2gaussian(mean: torch.Tensor, spatial_size: tuple[int, int], kp_variance: 
     return torch.exp(-0.5 * (diff ** 2).sum(-1) / kp_variance)
 
 
+@float32_math
 def region2gaussian(mean: torch.Tensor, covar: torch.Tensor | float, spatial_size: tuple[int, int]) -> torch.Tensor:
     """Full-covariance Gaussian heatmaps (MRAA): mean (..., K, 2), covar (..., K, 2, 2) -> (..., K, h, w).
 
@@ -47,6 +79,7 @@ def region2gaussian(mean: torch.Tensor, covar: torch.Tensor | float, spatial_siz
     return torch.exp(-0.5 * maha)
 
 
+@float32_math
 def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
     """Closed-form inverse of (..., 2, 2) matrices (no cuSOLVER call, no host sync)."""
     a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
@@ -55,6 +88,7 @@ def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
     return inv / det[..., None, None]
 
 
+@float32_math
 def heatmap_mean(heatmap: torch.Tensor) -> torch.Tensor:
     """Expected coordinate of normalised heatmaps: (B, K, h, w) -> (B, K, 2)."""
     h, w = heatmap.shape[-2:]
@@ -62,6 +96,7 @@ def heatmap_mean(heatmap: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bkhw,hwc->bkc", heatmap, grid)
 
 
+@float32_math
 def heatmap_covariance(heatmap: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """Heatmap-weighted second moment about ``mean``: (B, K, h, w), (B, K, 2) -> (B, K, 2, 2)."""
     h, w = heatmap.shape[-2:]
@@ -71,8 +106,13 @@ def heatmap_covariance(heatmap: torch.Tensor, mean: torch.Tensor) -> torch.Tenso
 
 
 def warp(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2) in the shared [-1,1] (x, y) convention."""
-    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=True)
+    """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2) in the shared [-1,1] (x, y) convention.
+
+    Both are promoted to the wider dtype: a bf16 grid would misplace samples by about a pixel at 256 px.
+    """
+    dtype = torch.promote_types(image.dtype, grid.dtype)
+    return F.grid_sample(image.to(dtype), grid.to(dtype), mode="bilinear", padding_mode=padding_mode,
+                         align_corners=True)
 
 
 def warp_each(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:

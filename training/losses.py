@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from training.grids import inverse_2x2
+from training.grids import float32_math, inverse_2x2
 from training.transforms import RandomTps
 
 
@@ -19,7 +19,7 @@ def perceptual_pyramid_loss(vgg, pyramid_real: dict[float, torch.Tensor], pyrami
 
     ``weights`` has one entry per VGG tap (5 for relu1_1..relu5_1); pyramids map scale -> (B, 3, H*s, W*s).
     """
-    total = pyramid_fake[float(scales[0])].new_zeros(())
+    total = pyramid_fake[float(scales[0])].new_zeros((), dtype=torch.float32)  # fp32 sum under autocast
     for s in scales:
         s = float(s)
         fake = vgg(pyramid_fake[s])
@@ -33,12 +33,14 @@ def perceptual_pyramid_loss(vgg, pyramid_real: dict[float, torch.Tensor], pyrami
     return total
 
 
+@float32_math
 def equivariance_value_loss(kp_driving: torch.Tensor, kp_transformed: torch.Tensor,
                             transform: RandomTps) -> torch.Tensor:
     """mean|p_d - T(p_t)| where p_t are keypoints detected on the transformed driving frame. (B, K, 2)."""
     return (kp_driving - transform.warp_coordinates(kp_transformed)).abs().mean()
 
 
+@float32_math
 def equivariance_jacobian_loss(jac_driving: torch.Tensor, kp_transformed: torch.Tensor, jac_transformed: torch.Tensor,
                                transform: RandomTps, sign_fix: bool = False) -> torch.Tensor:
     """mean|I - J_d^-1 (dT(p_t) J_t)|; jacobians (B, K, 2, 2), points (B, K, 2).

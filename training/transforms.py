@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from training.grids import make_coordinate_grid, warp
+from training.grids import float32_math, make_coordinate_grid, warp
 
 KERNELS = ("l1", "euclidean")
 
@@ -66,6 +66,7 @@ class RandomTps:
             grad = du_ds[..., None] * 2 * d
         return u, grad
 
+    @float32_math
     def warp_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
         """Apply T to points: (B or 1, N, 2) -> (B, N, 2)."""
         theta = self.theta.to(coords)
@@ -75,6 +76,7 @@ class RandomTps:
         tps = (u * self.control_params.to(coords)[:, None, :]).sum(-1, keepdim=True)  # (B, N, 1)
         return out + tps
 
+    @float32_math
     def jacobian(self, coords: torch.Tensor) -> torch.Tensor:
         """dT/dp at points: (B or 1, N, 2) -> (B, N, 2, 2), rows = output (x, y), cols = input (x, y)."""
         coords = coords.expand(self.bs, -1, -1)

@@ -51,11 +51,43 @@ def _ted(cfg: DatasetConfig, source: str | None) -> Manifest:
                                  cfg.split.test_fraction, cfg.split.seed, cfg.download.min_height)
 
 
-def _sample(cfg: DatasetConfig, root: DataRoot) -> Manifest:
+def load_url_list(path: str) -> Manifest:
+    """A user's own videos for a discovery dataset: `video_id,url` per line (`#` comments), file:// or http(s) URLs.
+    Bad rows are reported by row number; the rest proceed."""
+    from storage.ids import InvalidIdError, validate_video_id
+
+    text = Path(path).read_text(encoding="utf-8")
+    videos, errors, seen = [], [], set()
+    row = 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        parts = [p.strip() for p in line.split(",")]
+        if not line.split("#", 1)[0].strip() or parts[0] == "video_id":
+            continue  # blank, comment or header
+        row += 1
+        try:
+            if len(parts) != 2:
+                raise ValueError(f"expected 2 columns 'video_id,url', got {len(parts)}")
+            vid = validate_video_id(parts[0], youtube=False)
+            if not parts[1].startswith(("file://", "http://", "https://")):
+                raise ValueError(f"url must be file://, http:// or https://, got {parts[1][:60]!r}")
+            if vid in seen:
+                raise ValueError(f"duplicate video id {vid}")
+        except (ValueError, InvalidIdError) as exc:
+            errors.append(RowError(row, line, str(exc), line_no))
+            continue
+        seen.add(vid)
+        videos.append(ManifestVideo(vid, parts[1], None, None, None, str(path)))
+    sha256, md5 = digests(text.encode())
+    return Manifest("sample", videos, [], errors, str(path), sha256, md5)
+
+
+def _sample(cfg: DatasetConfig, root: DataRoot, source: str | None = None) -> Manifest:
     """Offline: render the sample videos into a local 'upstream' folder and list them by file:// URL, so they are
-    fetched by the same yt-dlp path as YouTube videos."""
+    fetched by the same yt-dlp path as YouTube videos. `source`: a `video_id,url` list of one's own videos."""
     from assets.ingest.sample_source import write_sample_videos
 
+    if source is not None:
+        return load_url_list(source)
     folder = paths.upstream_dir(root, cfg.name) if root.is_local else str(cache_dir() / "sample-upstream")
     videos = write_sample_videos(folder)
     entries = [ManifestVideo(vid, Path(path).resolve().as_uri(), None, None, None, "sample") for vid, path in
@@ -70,7 +102,7 @@ def load_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None)
         return _taichi(cfg, source)
     if cfg.name == "ted":
         return _ted(cfg, source)
-    return _sample(cfg, root)
+    return _sample(cfg, root, source)
 
 
 def limit_manifest(manifest: Manifest, limit: int | None) -> Manifest:

@@ -100,6 +100,7 @@ def coverage_markdown(cov: Coverage) -> str:
 
 def print_coverage(cov: Coverage) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -116,7 +117,7 @@ def print_coverage(cov: Coverage) -> None:
     if cov.missing:
         missing = Table("missing video", "reason", "error", title="not rebuilt")
         for m in cov.missing[:50]:
-            missing.add_row(m["video_id"], m["reason"], m["error"][:100])
+            missing.add_row(m["video_id"], m["reason"], escape(m["error"][:100]))
         if len(cov.missing) > 50:
             missing.add_row("…", f"{len(cov.missing) - 50} more", "see coverage/coverage.json")
         console.print(missing)

@@ -268,6 +268,13 @@ def test_all_configs_load():
         assert cfg.name == name
 
 
+def test_config_round_trips_through_plain_dict():
+    from training.config import config_to_dict
+    for name in ("fomm-taichi-256", "mraa-ted-384"):
+        cfg = load_config(name)
+        assert validate_config(config_to_dict(cfg)) == cfg
+
+
 def test_config_errors_name_the_field(tmp_path):
     raw = yaml.safe_load((CONFIG_DIR / "fomm-sample-64.yaml").read_text())
     raw["train"]["loss_weights"]["equivariance_valeu"] = 10  # typo

@@ -83,6 +83,19 @@ def test_forward_backward_tiny():
     assert all(p.grad is None for p in m.vgg.parameters())
 
 
+def test_mixed_precision_keeps_geometry_in_fp32():
+    raw = yaml.safe_load((CONFIG_DIR / "fomm-sample-64.yaml").read_text())
+    raw["train"]["loss_weights"]["perceptual"] = []  # bf16 VGG on a CPU is slow and beside the point here
+    m = build_model(validate_config(raw))
+    s, d = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses, gen = m(s, d)
+    assert gen["kp_driving"]["value"].dtype == torch.float32
+    assert gen["kp_driving"]["jacobian"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+
+
 def test_kp_detector_jacobian_starts_at_identity():
     det = KPDetector(num_kp=4, num_channels=3, block_expansion=8, max_features=32, num_blocks=3, temperature=0.1,
                      scale_factor=0.5)

@@ -18,8 +18,8 @@ from pydantic import Field
 from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
                              SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid, resize_flow, warp,
-                            warp_each)
+from training.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
+                            resize_flow, warp, warp_each)
 from training.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
                              lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
 from training.transforms import RandomTps
@@ -107,7 +107,8 @@ class KPDetector(nn.Module):
         self.jacobian = None
         if estimate_jacobian:
             self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
-            self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * self.num_jacobian_maps, kernel_size=7, padding=pad)
+            self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * self.num_jacobian_maps, kernel_size=7,
+                                      padding=pad)
             # start at the identity Jacobian
             nn.init.zeros_(self.jacobian.weight)
             with torch.no_grad():
@@ -171,13 +172,15 @@ class DenseMotionNetwork(nn.Module):
         if self.down is not None:
             source = self.down(source)  # (B, C, h, w)
         b, _, h, w = source.shape
-        heat = self.heatmap_representation((h, w), kp_driving, kp_source)  # (B, K+1, 1, h, w)
-        motions = self.sparse_motions((h, w), kp_driving, kp_source)  # (B, K+1, h, w, 2)
-        deformed = warp_each(source, motions)  # (B, K+1, C, h, w)
+        with autocast_off(source):  # coordinates stay in fp32 under mixed precision
+            heat = self.heatmap_representation((h, w), kp_driving, kp_source)  # (B, K+1, 1, h, w)
+            motions = self.sparse_motions((h, w), kp_driving, kp_source)  # (B, K+1, h, w, 2)
+            deformed = warp_each(source, motions)  # (B, K+1, C, h, w)
         x = torch.cat([heat, deformed], dim=2).view(b, -1, h, w)  # (B, (K+1)(C+1), h, w)
         feat = self.hourglass(x)
         mask = F.softmax(self.mask(feat).float(), dim=1)  # (B, K+1, h, w)
-        flow = torch.einsum("bmhw,bmhwc->bhwc", mask, motions)  # (B, h, w, 2)
+        with autocast_off(source):
+            flow = torch.einsum("bmhw,bmhwc->bhwc", mask, motions)  # (B, h, w, 2)
         out = {"sparse_deformed": deformed, "mask": mask, "deformation": flow}
         if self.occlusion is not None:
             out["occlusion_map"] = torch.sigmoid(self.occlusion(feat))  # (B, 1, h, w)
@@ -294,10 +297,6 @@ class MultiScaleDiscriminator(nn.Module):
 # training wrapper
 
 
-def detach_kp(kp: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach() for k, v in kp.items()}
-
-
 class FOMMModel(nn.Module):
     """KP detector + generator (+ discriminator when generator_gan > 0) and the official training losses.
 
@@ -394,7 +393,8 @@ class FOMMModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
         """Reconstruction-mode prediction (B, C, H, W); the caller sets eval()."""
-        return self.generator(source, kp_driving=self.kp_detector(driving), kp_source=self.kp_detector(source))["prediction"]
+        kp_source, kp_driving = self.kp_detector(source), self.kp_detector(driving)
+        return self.generator(source, kp_driving=kp_driving, kp_source=kp_source)["prediction"]
 
 
 def build(cfg, vgg: nn.Module | None = None) -> FOMMModel:

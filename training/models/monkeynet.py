@@ -17,6 +17,7 @@ Shapes: B batch, K keypoints, H x W frame, h x w the motion / embedding resoluti
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Literal
 
 import torch
@@ -98,6 +99,13 @@ class Params(Strict):
 
 
 OPTIMIZER_GROUPS = ("generator", "discriminator", "kp_detector")
+
+# Official checkpoint (monkey-net 0c8aa4e) -> these modules: every other key is identical once the 3-D
+# (1, k, k) kernels are squeezed to 2-D; the two output convs live outside the shared Hourglass here.
+OFFICIAL_KEY_RENAMES = {
+    "kp_detector.predictor.decoder.conv.": "kp_detector.conv.",
+    "generator.dense_motion_module.hourglass.decoder.conv.": "generator.dense_motion_module.conv.",
+}
 
 
 def check_config(cfg) -> None:
@@ -341,8 +349,9 @@ class MotionTransferGenerator(nn.Module):
             self.dense_motion_module = DenseMotionModule(num_kp, num_channels, kp_variance, **dm)
         self.video_decoder = EmbeddingDecoder(block_expansion, num_channels, num_blocks, max_features, extra)
         c = self.video_decoder.out_filters
-        self.refinement = nn.Sequential(*[ResBlock2d(c) for _ in range(num_refinement_blocks)])
-        self.final = nn.Conv2d(c, num_channels, kernel_size=1)  # official refinement 'conv-last'
+        refinement = [(f"r{i}", ResBlock2d(c)) for i in range(num_refinement_blocks)]
+        refinement.append(("conv-last", nn.Conv2d(c, num_channels, kernel_size=1)))  # official module names
+        self.refinement_module = nn.Sequential(OrderedDict(refinement))
 
     def forward(self, source: torch.Tensor, kp_driving: dict, kp_source: dict) -> dict:
         b, _, hh, ww = source.shape
@@ -361,8 +370,8 @@ class MotionTransferGenerator(nn.Module):
             emb = self.kp_embedding(source, kp_driving, kp_source)  # (B, E, h', w')
             warped = [torch.cat([s, resize(emb, s.shape[2:], self.interpolation_mode).to(s.dtype)], dim=1)
                       for s in warped]
-        x = self.refinement(self.video_decoder(warped))  # (B, be + C + E, H, W)
-        out["prediction"] = torch.sigmoid(self.final(x))
+        x = self.video_decoder(warped)  # (B, be + C + E, H, W)
+        out["prediction"] = torch.sigmoid(self.refinement_module(x))
         return out
 
 

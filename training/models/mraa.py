@@ -25,8 +25,9 @@ from pydantic import Field
 from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
                              SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (from_homogeneous, heatmap_covariance, heatmap_mean, inverse_2x2, make_coordinate_grid,
-                            region2gaussian, resize_flow, to_homogeneous, warp, warp_each)
+from training.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
+                            inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous, warp,
+                            warp_each)
 from training.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
 from training.models.avd import AVDParams
 from training.transforms import RandomTps
@@ -96,6 +97,7 @@ def check_config(cfg) -> None:
 # closed-form 2x2 PCA
 
 
+@float32_math
 def pca_sqrt_2x2(covar: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric PSD (..., 2, 2) -> (U, S): covar = U diag(S) U^T, S descending, U a rotation.
 
@@ -256,13 +258,15 @@ class PixelwiseFlowPredictor(nn.Module):
         if self.down is not None:
             source_image = self.down(source_image)
         b, _, h, w = source_image.shape
-        heat = self.heatmap_representation((h, w), driving, source)  # (B, R+1, 1, h, w)
-        motions = self.sparse_motions((h, w), driving, source, bg_params)  # (B, R+1, h, w, 2)
-        deformed = warp_each(source_image, motions)  # (B, R+1, C, h, w)
+        with autocast_off(source_image):  # coordinates stay in fp32 under mixed precision
+            heat = self.heatmap_representation((h, w), driving, source)  # (B, R+1, 1, h, w)
+            motions = self.sparse_motions((h, w), driving, source, bg_params)  # (B, R+1, h, w, 2)
+            deformed = warp_each(source_image, motions)  # (B, R+1, C, h, w)
         x = torch.cat([heat, deformed], dim=2) if self.use_deformed_source else heat
         feat = self.hourglass(x.view(b, -1, h, w))
         mask = F.softmax(self.mask(feat).float(), dim=1)  # (B, R+1, h, w)
-        flow = torch.einsum("bmhw,bmhwc->bhwc", mask, motions)  # (B, h, w, 2)
+        with autocast_off(source_image):
+            flow = torch.einsum("bmhw,bmhwc->bhwc", mask, motions)  # (B, h, w, 2)
         out = {"optical_flow": flow, "mask": mask, "sparse_deformed": deformed}
         if self.occlusion is not None:
             out["occlusion_map"] = torch.sigmoid(self.occlusion(feat))
