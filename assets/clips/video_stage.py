@@ -24,7 +24,7 @@ from storage import paths
 from storage.frames import frame_extension
 from storage.root import DataRoot
 from storage.shards import ClipTarWriter
-from storage.video import iter_frames, probe
+from storage.video import CorruptVideoError, iter_frames, probe
 
 
 class VideoStageError(RuntimeError):
@@ -103,6 +103,17 @@ def _write_detections(root: DataRoot, cfg: DatasetConfig, video_id: str, result:
 
 
 def run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_res=None) -> VideoPassSummary:
+    """Run the pass; a video that stops decoding part-way is recorded as `corrupt` (nothing of it is published)."""
+    try:
+        return _run_video_pass(cfg, root, video_id, detector_res)
+    except CorruptVideoError as exc:
+        root.write_bytes(paths.chunks_path(root, cfg.name, video_id), json.dumps(
+            {"error": "corrupt", "message": str(exc), "accepted": [], "rejected": []}).encode())
+        root.rm(paths.video_pass_path(root, cfg.name, video_id))
+        raise
+
+
+def _run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_res=None) -> VideoPassSummary:
     record = load_download_record(root, cfg.name, video_id)
     if record is None or record.status != "ok":
         raise VideoStageError(f"{cfg.name}/{video_id}: no successful download to process")

@@ -37,6 +37,9 @@ def rebuilt(sample_videos, tmp_path_factory):
     corrupt = tmp / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     good = {k: Path(v).as_uri() for k, v in sample_videos.items()}
+    whole = Path(sample_videos["sample-astro-a"]).read_bytes()
+    truncated = tmp / "truncated.mp4"  # header intact (faststart), frames cut off part-way
+    truncated.write_bytes(whole[: len(whole) * 6 // 10])
     rows = [
         "video_id,url",
         f"sample-cuts,{good['sample-cuts']}",
@@ -44,6 +47,7 @@ def rebuilt(sample_videos, tmp_path_factory):
         f"dead-link,{(tmp / 'does-not-exist.mp4').resolve().as_uri()}",
         f"corrupt-file,{corrupt.resolve().as_uri()}",
         f"no-person,{blank}",
+        f"truncated,{truncated.resolve().as_uri()}",
         f"../../etc/passwd,{good['sample-cuts']}",      # invalid id: rejected with its row number
         f"bad-url,ftp://example.org/video.mp4",         # unsupported URL scheme
     ]
@@ -59,12 +63,16 @@ def test_each_bad_video_gets_its_reason_and_good_ones_proceed(rebuilt):
     result, root, _ = rebuilt
     assert result.dataset_run_ok
     cov = compute_coverage(load_dataset_config("sample"), root)
-    assert cov.videos_total == 5 and cov.videos_rebuilt == 2
+    assert cov.videos_total == 6 and cov.videos_rebuilt == 2
     reasons = {m["video_id"]: m["reason"] for m in cov.missing}
-    assert reasons == {"dead-link": "not_found", "corrupt-file": "corrupt", "no-person": "no_person"}
+    assert reasons == {"dead-link": "not_found", "corrupt-file": "corrupt", "no-person": "no_person",
+                       "truncated": "corrupt"}
+    assert "videos/truncated/source.mp4" in next(m["error"] for m in cov.missing if m["video_id"] == "truncated")
+    # Nothing of the truncated video is published: no clip tar, no stamp.
+    assert not Path(root.base, "datasets/sample/videos/truncated/clips.tar").exists()
     assert cov.manifest_rows_rejected == 2
     errors = pq.read_table(f"{root.base}/datasets/sample/manifest/errors.parquet").to_pylist()
-    assert {e["row"] for e in errors} == {6, 7}
+    assert {e["row"] for e in errors} == {7, 8}
     assert "invalid video id" in errors[0]["reason"] and "ftp://" in errors[1]["reason"]
     assert not Path(root.base, "etc").exists()
 

@@ -234,8 +234,8 @@ def test_state_dict_follows_the_official_layout():
     with torch.device("meta"):
         m = build_model(load_config("tpsmm-taichi-256"), vgg=Vgg19())
     expected = {
-        "kp_detector": {"fg_encoder.conv1.weight": (64, 3, 7, 7), "fg_encoder.layer2.0.downsample.1.running_var": (128,),
-                        "fg_encoder.fc.weight": (100, 512)},
+        "kp_detector": {"fg_encoder.conv1.weight": (64, 3, 7, 7), "fg_encoder.fc.weight": (100, 512),
+                        "fg_encoder.layer2.0.downsample.1.running_var": (128,)},
         "bg_predictor": {"bg_encoder.conv1.weight": (64, 6, 7, 7), "bg_encoder.fc.bias": (6,)},
         "dense_motion_network": {"down.weight": (3, 1, 13, 13),
                                  "hourglass.encoder.down_blocks.0.conv.weight": (128, 84, 3, 3),

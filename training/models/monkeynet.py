@@ -256,7 +256,8 @@ class DenseMotionModule(nn.Module):
         if not (use_mask or use_correction):
             raise ValueError("DenseMotionModule needs use_mask or use_correction")
         me = mask_embedding.model_dump() if hasattr(mask_embedding, "model_dump") else dict(mask_embedding)
-        self.num_kp, self.use_mask, self.use_correction, self.scale_factor = num_kp, use_mask, use_correction, scale_factor
+        self.num_kp, self.scale_factor = num_kp, scale_factor
+        self.use_mask, self.use_correction = use_mask, use_correction
         self.mask_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, add_bg_feature_map=True, **me)
         self.difference_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, use_heatmap=False,
                                                       use_difference=True, add_bg_feature_map=True)
@@ -333,7 +334,8 @@ class MotionTransferGenerator(nn.Module):
 
     def __init__(self, num_kp: int, num_channels: int, kp_variance, block_expansion: int, max_features: int,
                  num_blocks: int, num_refinement_blocks: int, interpolation_mode: str = "nearest",
-                 dense_motion: DenseMotionParams | dict | None = None, kp_embedding: EmbeddingParams | dict | None = None):
+                 dense_motion: DenseMotionParams | dict | None = None,
+                 kp_embedding: EmbeddingParams | dict | None = None):
         super().__init__()
         self.interpolation_mode = "nearest" if interpolation_mode == "nearest" else "bilinear"
         self.appearance_encoder = Encoder(block_expansion, num_channels, num_blocks, max_features)
@@ -497,7 +499,8 @@ class MonkeyNetModel(nn.Module):
         maps_real = self.discriminator(driving, kp_driving, kp_source)
         losses: dict[str, torch.Tensor] = {}
         if w.reconstruction_deformed:
-            losses["reconstruction_deformed"] = w.reconstruction_deformed * (driving - generated["deformed"]).abs().mean()
+            deformed_l1 = (driving - generated["deformed"]).abs().mean()
+            losses["reconstruction_deformed"] = w.reconstruction_deformed * deformed_l1
         if w.reconstruction and w.reconstruction[0]:
             losses["reconstruction"] = w.reconstruction[0] * (maps_real[0] - maps_fake[0]).abs().mean()
         if sum(w.reconstruction[1:]):

@@ -64,9 +64,6 @@ class Params(Strict):
     avd_network: AVDParams = AVDParams(id_bottle_size=128, pose_bottle_size=128)
 
 
-OPTIMIZER_GROUPS = ("generator", "bg_predictor")
-
-
 def check_config(cfg) -> None:
     """Cross-section rules for a TPSMM config (called by training.config.validate_config)."""
     p, t = cfg.model_params, cfg.train
@@ -74,8 +71,6 @@ def check_config(cfg) -> None:
     missing = need - set(t.lr)
     if missing:
         raise ValueError(f"train.lr lacks optimiser groups {sorted(missing)} (TPSMM has {sorted(need)})")
-    if t.dropout is None:
-        raise ValueError("TPSMM needs train.dropout (dropout_epoch, dropout_maxp, dropout_startp, dropout_inc_epoch)")
     if p.common.bg and t.bg_start is None:
         raise ValueError("common.bg is true but train.bg_start is missing")
     if t.loss_weights.bg and not p.common.bg:
@@ -154,7 +149,7 @@ class KeypointTps:
             system = torch.cat([top, bottom], dim=-2)  # (B, K, N+3, N+3)
             system = system + regularization * torch.eye(n + 3, device=src.device, dtype=src.dtype)
             rhs = torch.cat([dst, src.new_zeros(b, k, 3, 2)], dim=-2)  # (B, K, N+3, 2)
-            params = torch.linalg.solve(system, rhs)  # (B, K, N+3, 2)
+            params = torch.linalg.solve_ex(system, rhs)[0]  # (B, K, N+3, 2); no error check, no host sync
         return cls(affine=params[:, :, n:].transpose(-1, -2), weights=params[:, :, :n], controls=src)
 
     def warp_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
@@ -264,8 +259,9 @@ class BGMotionPredictor(nn.Module):
     def forward(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
         b = source.shape[0]
         top = self.bg_encoder(torch.cat([source, driving], dim=1)).float().view(b, 2, 3)
-        last = torch.tensor([0.0, 0.0, 1.0], device=top.device).expand(b, 1, 3)
-        return torch.cat([top, last], dim=1)
+        last = torch.zeros_like(top[:, :1])
+        last[..., 2] = 1.0  # filled on the device: no host-to-device copy (and sync) per call
+        return torch.cat([top, last], dim=1)  # (B, 3, 3)
 
 
 # -----------------------------------------------------------------------------
@@ -416,11 +412,10 @@ class InpaintingNetwork(nn.Module):
         occ_last = self.occlusion_at(occlusion, d, out.shape[2:])
         out = out * (1 - occ_last) + skip
         out = torch.sigmoid(self.final(out))
-        prediction = out * (1 - occ_last) + deformed * occ_last
-        out = {"prediction": prediction, "deformed": deformed}
+        result = {"prediction": out * (1 - occ_last) + deformed * occ_last, "deformed": deformed}
         if keep_warped_maps:
-            out["warped_encoder_maps"] = warped_encoder_maps  # coarsest first
-        return out
+            result["warped_encoder_maps"] = warped_encoder_maps  # coarsest first
+        return result
 
     @torch.no_grad()
     def encode_driving(self, driving: torch.Tensor, occlusion: list[torch.Tensor]) -> list[torch.Tensor]:
