@@ -14,7 +14,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from storage.root import DataRoot
 
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
-                     retry_failed=args.retry_failed, detector=args.detector)
+                     retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     if not result.dataset_run_ok:
@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="retry videos that failed permanently before (private, removed, ...)")
     p.add_argument("--detector", choices=["auto", "mediapipe", "detectron2"], default=None)
+    p.add_argument("--mirror", default=None,
+                   help="file:// or http(s):// folder of already-downloaded <video_id>.mp4 to use instead of YouTube")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

@@ -16,7 +16,7 @@ from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_video_ids
 from pipelines.definitions import make_definitions
-from pipelines.resources import DataRootResource, DetectorResource
+from pipelines.resources import DataRootResource, DetectorResource, DownloaderResource
 from storage.root import DataRoot
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
@@ -66,6 +66,7 @@ def rebuild(
     limit: int | None = None,
     retry_failed: bool = False,
     detector: str | None = None,
+    mirror: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     cfg = load_dataset_config(dataset)
@@ -76,6 +77,8 @@ def rebuild(
         overrides["data_root"] = DataRootResource(url=data_root)
     if detector:
         overrides["detector"] = DetectorResource(backend=detector)
+    if mirror:
+        overrides["downloader"] = DownloaderResource(mirror=mirror)
     defs = make_definitions(**overrides)
     root = DataRoot(data_root or defs.resources["data_root"].url)
     out = RebuildResult(dataset)

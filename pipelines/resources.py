@@ -28,6 +28,9 @@ class DownloaderResource(dg.ConfigurableResource):
     proxy: str | None = Field(default=None, description="proxy URL passed to yt-dlp")
     rate_limit_bytes: int | None = Field(default=None, description="download rate cap, bytes/s")
     enable_file_urls: bool = Field(default=True, description="allow file:// sources (offline sample, tests)")
+    mirror: str | None = Field(default=None, description=(
+        "base URL (file:// or http[s]://) holding already-downloaded videos as <video_id>.mp4; used instead of "
+        "YouTube, e.g. the video folder of an earlier video-preprocessing run"))
 
 
 class DetectorResource(dg.ConfigurableResource):
@@ -45,6 +48,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             cookies_file=env.get("MOTIONPIPE_COOKIES") or None,
             proxy=env.get("MOTIONPIPE_PROXY") or None,
             rate_limit_bytes=int(env["MOTIONPIPE_RATE_LIMIT"]) if env.get("MOTIONPIPE_RATE_LIMIT") else None,
+            mirror=env.get("MOTIONPIPE_MIRROR") or None,
         ),
         "detector": DetectorResource(
             backend=env.get("MOTIONPIPE_DETECTOR") or None,

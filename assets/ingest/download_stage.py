@@ -11,6 +11,7 @@ from assets.ingest.download import DownloadConfig, DownloadRecord, config_for_vi
 from assets.ingest.errors import ErrorClass, is_transient
 from assets.ingest.manifest_stage import read_manifest_video
 from storage import paths
+from storage.ids import validate_video_id
 from storage.root import DataRoot
 
 
@@ -54,16 +55,22 @@ def fetch_video(cfg: DatasetConfig, root: DataRoot, video_id: str, downloader=No
     """Download (or reuse) one video and record the outcome. Never raises for a video-level failure."""
     video = read_manifest_video(root, cfg.name, video_id)
     config = config_for_video(download_config(cfg, downloader), video.get("ref_height"), video.get("ref_fps"))
+    url = video["url"]
+    mirror = getattr(downloader, "mirror", None)
+    if mirror:
+        # The id was validated when the manifest was read; it is only ever a file name here.
+        url = f"{mirror.rstrip('/')}/{validate_video_id(video_id, youtube=cfg.youtube_ids)}.mp4"
+        config = dataclasses.replace(config, enable_file_urls=True)
     previous = load_download_record(root, cfg.name, video_id)
     dest_stem = f"{paths.video_dir(root, cfg.name, video_id)}/source"
     if root.is_local:
-        record = download_video(video_id, video["url"], dest_stem, config, previous, youtube_ids=cfg.youtube_ids)
+        record = download_video(video_id, url, dest_stem, config, previous, youtube_ids=cfg.youtube_ids)
     elif previous is not None and previous.ok and previous.path and root.exists(previous.path) \
             and root.sha256(previous.path) == previous.sha256:
         record = dataclasses.replace(previous, reused=True)
     else:
         with tempfile.TemporaryDirectory(prefix="motionpipe-dl-") as tmp:
-            record = download_video(video_id, video["url"], Path(tmp) / "source", config, None,
+            record = download_video(video_id, url, Path(tmp) / "source", config, None,
                                     youtube_ids=cfg.youtube_ids)
             if record.ok:
                 final = f"{dest_stem}.{record.ext}"

@@ -251,3 +251,29 @@ def test_state_dict_follows_the_official_layout():
         state = nets[net].state_dict()
         for key, shape in keys.items():
             assert tuple(state[key].shape) == shape, (net, key)
+
+
+def _blob_image(center):
+    g = make_coordinate_grid(64, 64)
+    r = torch.exp(-((g - torch.tensor(center)) ** 2).sum(-1) / 0.05)
+    return torch.stack([r, 1 - r, 0.5 * r + 0.2]).unsqueeze(0)
+
+
+@pytest.mark.slow
+def test_overfit_one_pair():
+    """10 Adam steps on one pair (every loss, one pyramid scale): reconstruction L1 falls >= 3x (measured ~5x)."""
+    raw = _raw("tpsmm-sample-64")
+    raw["train"]["scales"] = [1]
+    m = build_model(validate_config(raw), vgg=Vgg19()).train()
+    m.set_epoch(5)
+    opt = torch.optim.Adam([p for g in m.optimizer_groups().values() for p in g], lr=2e-3, betas=(0.5, 0.999))
+    src, drv = _blob_image([-0.3, -0.2]), _blob_image([0.3, 0.25])
+    history = []
+    for _ in range(10):
+        losses, gen = m(src, drv)
+        opt.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        m.clip_gradients()
+        opt.step()
+        history.append((gen["prediction"] - drv).abs().mean().item())
+    assert history[-1] < history[0] / 3, history
