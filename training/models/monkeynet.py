@@ -148,16 +148,17 @@ def smallest_singular_value(m: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian2kp(heatmap: torch.Tensor, clip_variance: float | None = None) -> dict[str, torch.Tensor]:
-    """Mean (B, K, 2) and covariance (B, K, 2, 2) of normalised heatmaps (B, K, h, w)."""
+    """Mean (B, K, 2) and covariance (B, K, 2, 2) of normalised heatmaps (B, K, h, w), in fp32."""
     h, w = heatmap.shape[-2:]
-    heatmap = heatmap + 1e-7  # official: keeps the covariance away from singular
-    grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
-    mean = torch.einsum("bkhw,hwc->bkc", heatmap, grid)
-    diff = grid - mean[:, :, None, None, :]  # (B, K, h, w, 2)
-    var = torch.einsum("bkhw,bkhwi,bkhwj->bkij", heatmap, diff, diff)  # (B, K, 2, 2)
-    if clip_variance:
-        sg = smallest_singular_value(var)[..., None, None]
-        var = torch.clamp(sg, min=clip_variance) * var / sg  # rescale so that sigma_min >= clip_variance
+    with torch.autocast(heatmap.device.type, enabled=False):  # einsum would otherwise run in bf16
+        heatmap = heatmap.float() + 1e-7  # official: keeps the covariance away from singular
+        grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
+        mean = torch.einsum("bkhw,hwc->bkc", heatmap, grid)
+        diff = grid - mean[:, :, None, None, :]  # (B, K, h, w, 2)
+        var = torch.einsum("bkhw,bkhwi,bkhwj->bkij", heatmap, diff, diff)  # (B, K, 2, 2)
+        if clip_variance:
+            sg = smallest_singular_value(var)[..., None, None]
+            var = torch.clamp(sg, min=clip_variance) * var / sg  # rescale so that sigma_min >= clip_variance
     return {"mean": mean, "var": var}
 
 

@@ -30,6 +30,11 @@ from training.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper
 
+
+def fp32(t: torch.Tensor):
+    """Context that switches autocast off: coordinates, TPS solves and the flow mixture stay in fp32."""
+    return torch.autocast(t.device.type, enabled=False)
+
 # -----------------------------------------------------------------------------
 # config
 
@@ -138,7 +143,7 @@ class KeypointTps:
     @classmethod
     def fit(cls, kp_driving: torch.Tensor, kp_source: torch.Tensor, regularization: float = 0.01) -> "KeypointTps":
         """kp_driving, kp_source: (B, K, N, 2)."""
-        with torch.autocast(kp_driving.device.type, enabled=False):
+        with fp32(kp_driving):
             src, dst = kp_driving.float(), kp_source.float()
             b, k, n, _ = src.shape
             radial = tps_radial(((src[:, :, :, None] - src[:, :, None, :]) ** 2).sum(-1))  # (B, K, N, N)
@@ -154,10 +159,11 @@ class KeypointTps:
 
     def warp_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
         """(P, 2) points -> (B, K, P, 2) their images under every transform."""
-        coords = coords.to(self.affine.dtype)
-        linear = torch.einsum("bkij,pj->bkpi", self.affine[..., :2], coords) + self.affine[:, :, None, :, 2]
-        sq = ((coords[None, None, :, None, :] - self.controls[:, :, None, :, :]) ** 2).sum(-1)  # (B, K, P, N)
-        return linear + tps_radial(sq) @ self.weights  # (B, K, P, 2)
+        with fp32(coords):
+            coords = coords.to(self.affine.dtype)
+            linear = torch.einsum("bkij,pj->bkpi", self.affine[..., :2], coords) + self.affine[:, :, None, :, 2]
+            sq = ((coords[None, None, :, None, :] - self.controls[:, :, None, :, :]) ** 2).sum(-1)  # (B, K, P, N)
+            return linear + tps_radial(sq) @ self.weights  # (B, K, P, 2)
 
     def grid(self, h: int, w: int) -> torch.Tensor:
         """Backward sampling grids (B, K, h, w, 2) in the shared [-1, 1] convention."""
@@ -311,7 +317,9 @@ class DenseMotionNetwork(nn.Module):
         identity = make_coordinate_grid(h, w, dtype=tps_grids.dtype, device=tps_grids.device)
         identity = identity.view(1, 1, h, w, 2).expand(b, 1, h, w, 2)
         if bg_param is not None:
-            identity = from_homogeneous(torch.einsum("bij,bmhwj->bmhwi", bg_param.float(), to_homogeneous(identity)))
+            with fp32(bg_param):
+                identity = from_homogeneous(torch.einsum("bij,bmhwj->bmhwi", bg_param.float(),
+                                                         to_homogeneous(identity)))
         return torch.cat([identity, tps_grids], dim=1)
 
     def forward(self, source: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor,
@@ -330,7 +338,8 @@ class DenseMotionNetwork(nn.Module):
         feats = self.hourglass(x, return_all=True)  # per level, coarsest first; feats[-1] at h x w
         logits = self.maps(feats[-1]).float()  # (B, K+1, h, w)
         maps = dropout_softmax(logits, dropout_p) if dropout_p is not None else F.softmax(logits, dim=1)
-        flow = torch.einsum("bmhw,bmhwc->bhwc", maps, grids)  # (B, h, w, 2), paper Eq. 6
+        with fp32(maps):
+            flow = torch.einsum("bmhw,bmhwc->bhwc", maps, grids)  # (B, h, w, 2), paper Eq. 6
 
         heads = iter(self.occlusion)
         occlusion = [torch.sigmoid(next(heads)(f)) for f in feats[len(feats) - self.from_hourglass:]]
@@ -525,11 +534,13 @@ class TPSMMModel(nn.Module):
             t = self.train_params.transform
             transform = RandomTps(driving.shape[0], t.sigma_affine, t.sigma_tps, t.points_tps, kernel=t.kernel,
                                   device=driving.device)
-            transformed_frame = transform.transform_frame(driving)
+            with fp32(driving):
+                transformed_frame = transform.transform_frame(driving.float())
             kp_t = self.kp_detector(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_kp=kp_t)
-            losses["equivariance_value"] = w.equivariance_value * equivariance_value_loss(
-                kp_driving["fg_kp"], kp_t["fg_kp"], transform)
+            with fp32(driving):
+                losses["equivariance_value"] = w.equivariance_value * equivariance_value_loss(
+                    kp_driving["fg_kp"], kp_t["fg_kp"], transform)
 
         if w.warp_loss:
             # encoder features of the driving frame vs the warped source features; both masked by the
@@ -541,7 +552,8 @@ class TPSMMModel(nn.Module):
         if w.bg and bg_param is not None:
             reverse = self.bg_predictor(driving, source)  # driving -> source
             eye = torch.eye(3, device=bg_param.device)
-            losses["bg"] = w.bg * (eye - bg_param @ reverse).abs().mean()
+            with fp32(bg_param):
+                losses["bg"] = w.bg * (eye - bg_param @ reverse).abs().mean()
         return losses, generated
 
     @torch.no_grad()
