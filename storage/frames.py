@@ -37,7 +37,7 @@ def encode_frame(rgb: np.ndarray, fmt: FrameFormat, quality: int = 95) -> bytes:
         shape = getattr(rgb, "shape", None)
         dtype = getattr(rgb, "dtype", type(rgb).__name__)
         raise ValueError(f"expected an RGB uint8 array of shape (H, W, 3), got shape {shape} dtype {dtype}")
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if fmt == "jpeg":
         if not 1 <= int(quality) <= 100:
             raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")

@@ -2,7 +2,7 @@
 
 The detector's own `process_frame(timecode, bgr)` API is used directly (no VideoStream, no SceneManager), so
 frames come from our decoder and only the detector's one previous (downscaled) frame is held. Frames are shrunk to
-`max_width` first: ContentDetector scores mean HSV differences, which hardly change with scale, and a 256 px frame
+`max_width` first: ContentDetector scores mean HSV differences, which hardly change with scale, and a 128 px frame
 costs a small fraction of a 1080p one.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ class CutDetector:
     """
 
     def __init__(self, fps: float = 30.0, threshold: float | None = None, min_scene_len: int = 8,
-                 method: Method = "content", max_width: int = 256, immediate: bool = True):
+                 method: Method = "content", max_width: int = 128, immediate: bool = True):
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if min_scene_len < 1:
@@ -53,7 +53,9 @@ class CutDetector:
         h, w = frame_rgb.shape[:2]
         if self.max_width and w > self.max_width:
             size = (self.max_width, max(1, round(h * self.max_width / w)))
-            frame_rgb = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA)
+            # Nearest-neighbour decimation: mean HSV differences over ~10k pixels barely notice aliasing, and it
+            # costs ~20x less than INTER_AREA on a 720p frame (this runs on every frame of every video).
+            frame_rgb = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_NEAREST)
         return cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2BGR)
 
     def push(self, frame_index: int, frame_rgb: np.ndarray) -> list[int]:
