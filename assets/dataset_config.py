@@ -59,6 +59,8 @@ class CropSettings(_Strict):
     style: Literal["replay", "square", "upper_body"] = "square"
     increase: float = Field(0.1, ge=0, description="square growth around the person box (video-preprocessing)")
     upper_body_scale: float = Field(0.55, gt=0, le=2)
+    min_crop_side: int | None = Field(None, ge=1, description=(
+        "smallest crop side in source pixels a chunk may have (None: the output size, i.e. never upscale)"))
     box_method: Literal["median", "union"] = "median"
     out_of_frame: Literal["clip", "pad", "reject"] = "pad"
     frame_format: Literal["jpeg", "png"] = "jpeg"

@@ -75,8 +75,8 @@ def crop_box_factory(cfg: DatasetConfig, width: int, height: int) -> Callable[[B
         box = upper_body_box(person, c.upper_body_scale) if c.style == "upper_body" else square_box(person, c.increase)
         if c.out_of_frame == "reject" and not box_inside(box, width, height):
             return None
-        if min(box.width, box.height) < c.size:
-            return None  # would need upscaling: "without enough resolution"
+        if min(box.width, box.height) < (c.min_crop_side or c.size):
+            return None  # "without enough resolution"
         return box
 
     return crop_box_for
