@@ -21,7 +21,7 @@ from storage.root import DataRoot
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def ensure_dagster_home() -> str:
@@ -54,7 +54,12 @@ def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
-            return f"{error.cls_name}: {error.message.strip()}"[:500]
+            message = error.message.strip()
+            # Exception messages arrive as "<module.Class>: text"; keep the text.
+            head, _, text = message.partition(": ")
+            if text and head.endswith(error.cls_name or "\0"):
+                message = text
+            return message[:500] if error.cls_name == "Failure" else f"{error.cls_name}: {message}"[:500]
     return "run failed"
 
 
