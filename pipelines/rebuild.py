@@ -27,7 +27,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 def ensure_dagster_home() -> str:
     home = os.environ.get("DAGSTER_HOME") or str(Path(DEFAULT_DAGSTER_HOME).resolve())
     Path(home).mkdir(parents=True, exist_ok=True)
-    (Path(home) / "dagster.yaml").touch()  # defaults: SQLite storage under DAGSTER_HOME, no server
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():  # defaults: SQLite storage under DAGSTER_HOME, no server
+        config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = home
     return home
 
