@@ -86,6 +86,9 @@ class DatasetConfig(_Strict):
     search_query: str | None = None
     license_filter: str | None = None
     max_candidates: int = Field(3035, ge=1)
+    decode_threads: int | None = Field(1, ge=1, description=(
+        "ffmpeg decoding threads per video (None: all cores). One leaves the other cores to cropping/encoding and "
+        "to other videos processed in parallel; see benchmarks/README.md"))
     download: DownloadSettings = DownloadSettings()
     detect: DetectSettings = DetectSettings()
     chunks: ChunkSettings

@@ -15,8 +15,8 @@
 Frames are processed ``batch_size`` at a time; the source's parameters are computed once. Models run in eval
 mode, so BatchNorm uses its running statistics and batching does not change the result.
 
-Checkpoints: our own (``{'model', 'config', 'state_dicts'}`` as written by the trainer) carry their config; an
-official one needs ``--config`` and goes through ``training.convert``.
+Checkpoints: our own (``training.checkpoint``) carry their config, and the AVD network comes from the separate
+AVD-stage checkpoint; an official one needs ``--config`` and goes through ``training.convert``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch.nn as nn
 from training.config import load_config, validate_config
 from training.convert import (CheckpointMismatchError, build_avd_network, build_inference_model,
                               convert_official, detect_layout, is_motionpipe_checkpoint, load_official,
-                              read_checkpoint, strip_wrapper_prefixes)
+                              read_checkpoint)
 from training.grids import inverse_2x2
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,8 @@ class Animator:
         self.adapter = ADAPTERS[cfg.model]()
         self.bf16 = bf16
         self.frame_size = cfg.frame_size  # (H, W)
+        p = cfg.model_params
+        self.channels = p.num_channels if cfg.model == "mraa" else p.common.num_channels
 
     def _autocast(self):
         if not self.bf16:
@@ -203,9 +205,9 @@ class Animator:
         for i, f in enumerate(frames):
             t = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div(255) \
                 if isinstance(f, np.ndarray) else f.float()
-            if tuple(t.shape[1:]) != tuple(self.frame_size) or t.shape[0] != self.cfg.model_params_channels:
+            if tuple(t.shape) != (self.channels, *self.frame_size):
                 raise ValueError(f"{what} {i} has shape {tuple(t.shape)} (C, H, W), the model expects "
-                                 f"({self.cfg.model_params_channels}, {self.frame_size[0]}, {self.frame_size[1]})")
+                                 f"({self.channels}, {self.frame_size[0]}, {self.frame_size[1]})")
             out.append(t)
         return torch.stack(out).to(self.device)
 
@@ -279,44 +281,39 @@ class Animator:
 # loading checkpoints
 
 
-NEEDED = {"fomm": ("kp_detector", "generator"), "mraa": ("region_predictor", "generator"),
-          "tpsmm": ("kp_detector", "dense_motion_network", "inpainting_network"),
-          "monkeynet": ("kp_detector", "generator")}
+def _from_training_checkpoint(path, state: dict, config) -> tuple:
+    """(cfg, model) from one of our main-stage training checkpoints (``training.checkpoint`` format)."""
+    from training.checkpoint import CheckpointError, load_networks
 
-
-def _load_networks(path, networks: dict[str, nn.Module], state_dicts: dict, needed: Iterable[str]) -> None:
-    for name in needed:
-        if name not in state_dicts:
-            raise CheckpointMismatchError(f"{path}: no state dict for network {name!r} "
-                                          f"(the checkpoint has {sorted(state_dicts)})")
-    for name, sd in state_dicts.items():
-        if name not in networks:
-            continue
-        try:
-            networks[name].load_state_dict(strip_wrapper_prefixes(sd))
-        except RuntimeError as err:
-            raise CheckpointMismatchError(f"{path}: network {name!r} does not fit its config: {err}") from None
+    missing = [k for k in ("model", "config", "networks") if k not in state]
+    if missing:
+        raise CheckpointMismatchError(f"{path}: checkpoint lacks {missing}")
+    if state.get("stage", "main") != "main":
+        raise ValueError(f"{path} is a {state['stage']!r}-stage checkpoint (networks {sorted(state['networks'])}): "
+                         "pass the main-stage checkpoint as --checkpoint and this one as --avd-checkpoint")
+    cfg = validate_config(state["config"], source=f"{path} (embedded config)")
+    if config is not None:
+        log.warning("%s carries its own config %r; --config %s is ignored", path, cfg.name, config)
+    if state["model"] != cfg.model:
+        raise CheckpointMismatchError(f"{path}: model {state['model']!r} but its config is {cfg.model}")
+    model = build_inference_model(cfg)
+    try:
+        load_networks(model, state)
+    except (CheckpointError, RuntimeError) as err:
+        raise CheckpointMismatchError(f"{path}: {err}") from None
+    return cfg, model
 
 
 def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None,
                   avd_checkpoint: str | os.PathLike | None = None, device: str = "cpu",
                   bf16: bool = False) -> Animator:
-    """Model + AVD from a motionpipe checkpoint (its own config) or an official one (``config`` required)."""
+    """Model (+ AVD) from one of our training checkpoints (which carry their config; the AVD network comes
+    from the separate AVD-stage checkpoint, ``avd_checkpoint``) or an official one (``config`` required; an
+    official MRAA/TPSMM checkpoint usually holds its AVD network too)."""
     ckpt = read_checkpoint(checkpoint)
+    avd = None
     if is_motionpipe_checkpoint(ckpt):
-        cfg = validate_config(ckpt["config"], source=f"{checkpoint} (embedded config)")
-        if config is not None:
-            log.warning("%s carries its own config %r; --config %s is ignored", checkpoint, cfg.name, config)
-        if ckpt.get("model", cfg.model) != cfg.model:
-            raise CheckpointMismatchError(f"{checkpoint}: model {ckpt['model']!r} but its config is {cfg.model}")
-        model = build_inference_model(cfg)
-        networks = dict(model.networks())
-        avd = build_avd_network(cfg)
-        if avd is not None:
-            networks["avd"] = avd
-        state_dicts = ckpt["state_dicts"]
-        _load_networks(checkpoint, networks, state_dicts, NEEDED[cfg.model])
-        avd = avd if "avd" in state_dicts else None
+        cfg, model = _from_training_checkpoint(checkpoint, ckpt, config)
     else:
         if config is None:
             layout = detect_layout(ckpt)
@@ -331,18 +328,28 @@ def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | Non
 
 
 def _load_avd(path, cfg) -> nn.Module:
+    """The AVD network from our AVD-stage checkpoint or from an official checkpoint holding ``avd_network``."""
     avd = build_avd_network(cfg)
     if avd is None:
         raise ValueError(f"config {cfg.name!r} ({cfg.model}) has no AVD network")
     ckpt = read_checkpoint(path)
     if is_motionpipe_checkpoint(ckpt):
-        _load_networks(path, {"avd": avd}, {k: v for k, v in ckpt["state_dicts"].items() if k == "avd"}, ["avd"])
+        nets = ckpt.get("networks", {})
+        if ckpt.get("model") != cfg.model or "avd" not in nets:
+            raise CheckpointMismatchError(f"{path}: not a {cfg.model} AVD-stage checkpoint (model "
+                                          f"{ckpt.get('model')!r}, networks {sorted(nets)})")
+        try:
+            avd.load_state_dict(nets["avd"])
+        except RuntimeError as err:
+            raise CheckpointMismatchError(f"{path}: the AVD network does not fit config {cfg.name!r}: {err}") \
+                from None
     else:
+        if "avd_network" not in ckpt:
+            raise CheckpointMismatchError(f"{path}: no avd_network in this checkpoint (top-level keys "
+                                          f"{sorted(map(str, ckpt))})")
         state_dicts, _ = convert_official(ckpt, cfg, {"avd": avd}, source=str(path))
-        if "avd" not in state_dicts:
-            raise CheckpointMismatchError(f"{path}: no avd_network in this checkpoint")
         avd.load_state_dict(state_dicts["avd"])
-    return avd
+    return avd.eval()
 
 
 # -----------------------------------------------------------------------------
@@ -394,7 +401,7 @@ def add_animate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=CLI_MODES, default=None,
                    help="default: the config's animate.mode; 'reconstruction' drives frame 0 of --driving")
     p.add_argument("--out", required=True, help="output video (.mp4)")
-    p.add_argument("--avd-checkpoint", default=None, help="checkpoint holding the AVD network (mode avd)")
+    p.add_argument("--avd-checkpoint", default=None, help="mode avd: our AVD-stage checkpoint, or an official checkpoint holding avd_network")
     p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -435,14 +442,14 @@ def animate_command(args) -> int:
             preds = animator.animate(source, frames_a, mode=mode, batch_size=args.batch_size,
                                      adapt_movement_scale=args.adapt_scale,
                                      use_relative_jacobian=args.relative_jacobian)
-        n = 0
+        n, first = 0, source
         width = 3 * w if args.side_by_side else w
         with VideoWriter(args.out, fps=fps, size=(width, h)) as writer:
             for pred in preds:
                 for frame in to_uint8(pred):
                     driving = next(frames_b)
+                    first = driving if first is None else first  # reconstruction: the source is frame 0
                     if args.side_by_side:
-                        first = source if source is not None else (driving if n == 0 else first)  # noqa: F821
                         frame = np.concatenate([first, driving, frame], axis=1)
                     writer.write(frame)
                     n += 1

@@ -184,15 +184,16 @@ def strip_wrapper_prefixes(state: dict) -> dict:
 
 
 def is_motionpipe_checkpoint(ckpt: dict) -> bool:
-    """Our own checkpoints carry the model name, its config and per-network state dicts."""
-    return isinstance(ckpt, dict) and "state_dicts" in ckpt and "config" in ckpt
+    """Our own training checkpoints (``training.checkpoint``) carry their format tag, config and networks."""
+    from training.checkpoint import FORMAT
+    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
 
 
 def detect_layout(ckpt: dict) -> str:
     """Which official codebase wrote ``ckpt``: 'fomm', 'mraa', 'tpsmm' or 'monkeynet'."""
     keys = set(ckpt)
     if is_motionpipe_checkpoint(ckpt):
-        raise ValueError("this is a motionpipe checkpoint (it has 'config' and 'state_dicts'), not an official one")
+        raise ValueError("this is a motionpipe training checkpoint, not an official one")
     if keys & {"inpainting_network", "dense_motion_network"}:
         return "tpsmm"
     if "region_predictor" in keys:

@@ -169,14 +169,14 @@ def _scan_sample(f: IO[bytes], ref: ChunkRef) -> np.ndarray:
             m = FRAME_ENTRY.match(suffix)
             if m and int(m["index"]) < ref.n_frames:
                 spans[int(m["index"])] = (info.offset_data, info.size)
-            if info.offset_data + info.size >= end:
+            if info.offset_data + info.size + (-info.size) % tarfile.BLOCKSIZE >= end:
                 break
             info = tar.next()
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"{where}: unreadable tar headers: {exc}") from exc
     if (spans[:, 0] < 0).any():
         raise DataError(f"{where}: frame {int(np.argmax(spans[:, 0] < 0)):06d} not found in the sample")
-    if spans[:, 0].max() + spans[:, 1].max() > end:
+    if (spans[:, 0] + spans[:, 1]).max() > end:
         raise DataError(f"{where}: members run past the sidecar's {ref.nbytes} bytes")
     return spans
 

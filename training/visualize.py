@@ -79,8 +79,11 @@ def _resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
 def _header(titles: list[str], w: int) -> np.ndarray:
     bar = np.full((HEADER_PX, w * len(titles), 3), 255, np.uint8)
     for i, title in enumerate(titles):
-        cv2.putText(bar, title[: max(1, w // 7)], (i * w + 2, HEADER_PX - 4), cv2.FONT_HERSHEY_PLAIN, 0.8,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        scale = 0.8
+        while scale > 0.3 and cv2.getTextSize(title, cv2.FONT_HERSHEY_PLAIN, scale, 1)[0][0] > w - 4:
+            scale -= 0.05  # shrink to fit the column
+        cv2.putText(bar, title, (i * w + 2, HEADER_PX - 4), cv2.FONT_HERSHEY_PLAIN, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     return bar
 
 

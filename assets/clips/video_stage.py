@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from assets.clips.geometry import Box, replay_box, replay_frame_range
 from assets.clips.video_pass import PassResult, ReplayClip, discover_pass, downscale_for, replay_pass
 from assets.clips.streaming_chunker import PersonSample
+from assets.detect.registry import resolve_backend
 from assets.dataset_config import DatasetConfig
 from assets.ingest.download_stage import load_download_record, source_path
 from assets.ingest.manifest_stage import read_manifest_clips
@@ -118,7 +119,8 @@ def _run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_
     if record is None or record.status != "ok":
         raise VideoStageError(f"{cfg.name}/{video_id}: no successful download to process")
     has_clips = bool(read_manifest_clips(root, cfg.name, video_id))
-    backend = (getattr(detector_res, "backend", None) or cfg.detect.backend)
+    weights = getattr(detector_res, "detectron2_weights", None)
+    backend = resolve_backend(getattr(detector_res, "backend", None) or cfg.detect.backend, weights)
     detector_name = "manifest-boxes" if has_clips else backend
     with root.local_path(source_path(root, cfg.name, video_id, record)) as local:
         info = probe(local)
@@ -130,7 +132,8 @@ def _run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_
             return cached
         ext = frame_extension(cfg.crop.frame_format)
         tar_path = paths.clips_path(root, cfg.name, video_id)
-        with ClipTarWriter(root, tar_path) as writer, contextlib.closing(iter_frames(local)) as frames:
+        decoded = iter_frames(local, threads=cfg.decode_threads)
+        with ClipTarWriter(root, tar_path) as writer, contextlib.closing(decoded) as frames:
             written: dict[str, dict] = {}
 
             def sink(key: str, data: list[bytes], meta: dict) -> None:

@@ -1,0 +1,693 @@
+"""One training loop for Monkey-Net, FOMM, MRAA and TPSMM (and their AVD stage).
+
+The loop is linear and model-agnostic: a model wrapper (``training.models.build_model``) gives
+``forward(source, driving) -> (weighted losses, generated)``, ``optimizer_groups()`` and ``networks()``; optional
+hooks are ``set_epoch(epoch)`` (TPSMM's dropout / bg schedule), ``clip_gradients()`` (TPSMM's official inf-norm
+clipping) and ``discriminator_losses(driving, generated)`` (Monkey-Net, FOMM-adv).
+
+One step, as the official loops do it:
+  generator step: zero grads, forward under autocast, backward of the summed losses, clip, step every
+  non-discriminator optimiser; then, when the model trains a discriminator: zero its grads (the generator's
+  feature-matching loss reached them), discriminator losses on the detached prediction, backward, step.
+One Adam per optimiser group (betas, weight decay from the config), one MultiStepLR per optimiser stepped
+at every epoch end (milestones are in epochs; an epoch is one pass over the data, which already holds the
+config's ``num_repeats``).
+
+Distributed: under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK) the wrapper is put in DistributedDataParallel,
+NCCL on GPUs and gloo on CPUs; BatchNorm becomes synchronised (the official FOMM / MRAA / Monkey-Net used
+sync BN under DataParallel), so N processes with batch B/N each compute the update of one process with batch B.
+Rank 0 logs and writes checkpoints; every rank seeds its RNGs with ``seed + rank`` (the model is initialised
+from ``seed`` on every rank, and DDP broadcasts rank 0's weights anyway).
+
+Exact resume: a checkpoint holds step, epoch and the batch index inside the epoch, every rank's RNG state,
+optimisers and schedulers. On resume the data is re-iterated from ``set_epoch(epoch)``, the batches already
+trained on are skipped, and only then are the RNG states restored. The data iterable therefore must derive
+its order and augmentation from (seed, epoch, index) rather than from the global RNG when it is iterated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from training.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, capture_rng_state, epoch_checkpoint_name,
+                                 latest_checkpoint, load_checkpoint, load_networks, prune_checkpoints,
+                                 remove_stale_temporaries, restore_rng_state, save_checkpoint, step_checkpoint_name)
+from training.config import Config, config_to_dict
+
+log = logging.getLogger("motionpipe.train")
+
+PRECISIONS = ("fp32", "bf16")
+STAGES = ("main", "avd")
+
+
+# -----------------------------------------------------------------------------
+# options and schedule
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to run (not what to train: that is the config)."""
+    out_dir: Path
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    max_steps: int | None = None  # stop (and checkpoint) after this many steps in total
+    checkpoint_every: int = 1000  # steps; plus one at exit and the config's per-epoch snapshots
+    keep_checkpoints: int = 3  # newest step checkpoints kept
+    log_every: int = 50  # steps between scalar logs
+    image_every: int = 500  # steps between image grids (0: never)
+    seed: int = 0
+    progress: bool = True
+    sync_batchnorm: bool = True  # under DDP
+    find_unused_parameters: bool | None = None  # DDP; None: only where some parameters sit out a step
+    allow_random_vgg: bool = False
+    vgg_weights: str | None = None
+    device: str | None = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimisation schedule of one stage, read from ``train`` (main) or ``train_avd`` (avd)."""
+    num_epochs: int
+    milestones: tuple[int, ...]
+    lr: dict[str, float]
+    betas: tuple[float, float]
+    weight_decay: float
+    checkpoint_freq: int  # epochs between kept epoch snapshots
+    batch_size: int  # global batch (split over ranks)
+    num_repeats: int
+    gamma: float = 0.1
+
+    @classmethod
+    def from_config(cls, cfg: Config, stage: str = "main") -> "Schedule":
+        if stage == "main":
+            t = cfg.train
+            return cls(t.num_epochs, tuple(t.epoch_milestones), dict(t.lr), tuple(t.betas), t.weight_decay,
+                       t.checkpoint_freq, t.batch_size, t.num_repeats)
+        if stage == "avd":
+            t = cfg.train_avd
+            if t is None:
+                raise ValueError(f"config {cfg.name!r} has no train_avd section; it has no AVD stage")
+            return cls(t.num_epochs, tuple(t.epoch_milestones), {"avd": t.lr}, tuple(t.betas), 0.0,
+                       t.checkpoint_freq, t.batch_size, t.num_repeats)
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+
+
+@dataclass
+class TrainResult:
+    step: int
+    epoch: int
+    last_checkpoint: Path | None
+    losses: dict[str, float] = field(default_factory=dict)  # last logged window means
+    stopped_early: bool = False  # a stop was requested (signal) before the schedule ended
+
+
+# -----------------------------------------------------------------------------
+# distributed context
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str | None = None) -> DistContext:
+    """Context from torchrun's environment; joins the process group (NCCL on GPU, gloo on CPU) when
+    WORLD_SIZE > 1. Without torchrun this is a single process on ``device`` (default: GPU if any)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+                                device_id=dev if dev.type == "cuda" else None)
+    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# -----------------------------------------------------------------------------
+# synchronised BatchNorm that also runs on CPU (gloo); on CUDA torch's nn.SyncBatchNorm is used
+
+
+class _SyncBatchNormFn(torch.autograd.Function):
+    """Batch statistics over every rank's batch (all-gather of per-rank mean/var/count, combined exactly),
+    and the matching backward (all-reduce of sum(dy) and sum(dy * xhat)). Computed in fp32."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum, group, world_size):
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        view = [1, c] + [1] * (x.dim() - 2)
+        xf = x.float()
+        var_l, mean_l = torch.var_mean(xf, dim=dims, unbiased=False)
+        count_l = torch.full((1,), x.numel() // c, dtype=torch.float32, device=x.device)
+        packed = torch.cat([mean_l, var_l, count_l])
+        gathered = [torch.empty_like(packed) for _ in range(world_size)]
+        dist.all_gather(gathered, packed, group=group)
+        g = torch.stack(gathered)  # (W, 2C + 1)
+        means, variances, counts = g[:, :c], g[:, c:2 * c], g[:, 2 * c:]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
+        invstd = torch.rsqrt(var + eps)
+        if running_mean is not None:
+            with torch.no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+                unbiased = var * n / (n - 1).clamp(min=1)
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        xhat = (xf - mean.view(view)) * invstd.view(view)
+        w = weight.float() if weight is not None else torch.ones(c, device=x.device)
+        b = bias.float() if bias is not None else torch.zeros(c, device=x.device)
+        ctx.save_for_backward(xhat, w, invstd)
+        ctx.meta = (group, n, dims, view, x.dtype, weight is not None, bias is not None)
+        return (xhat * w.view(view) + b.view(view)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        xhat, w, invstd = ctx.saved_tensors
+        group, n, dims, view, dtype, has_w, has_b = ctx.meta
+        dy = grad_out.float()
+        sum_dy = dy.sum(dims)
+        sum_dy_xhat = (dy * xhat).sum(dims)
+        both = torch.cat([sum_dy, sum_dy_xhat])
+        dist.all_reduce(both, group=group)
+        c = sum_dy.shape[0]
+        mean_dy, mean_dy_xhat = both[:c] / n, both[c:] / n
+        grad_x = (dy - mean_dy.view(view) - xhat * mean_dy_xhat.view(view)) * (invstd * w).view(view)
+        # weight/bias gradients stay local: DDP averages them over ranks like every other parameter
+        return (grad_x.to(dtype), sum_dy_xhat if has_w else None, sum_dy if has_b else None,
+                None, None, None, None, None, None)
+
+
+class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm with statistics over all ranks, for the gloo backend (nn.SyncBatchNorm is GPU-only).
+    Same parameters and buffers as nn.BatchNorm*d, so state dicts are interchangeable."""
+
+    def __init__(self, *args, process_group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size(self.process_group) > 1):
+            return super().forward(x)
+        momentum = self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked)
+        running = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        return _SyncBatchNormFn.apply(x, self.weight, self.bias, *running, self.eps, momentum,
+                                      self.process_group, dist.get_world_size(self.process_group))
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device, process_group=None) -> nn.Module:
+    """Every BatchNorm -> synchronised BatchNorm (torch's on CUDA, :class:`CpuSyncBatchNorm` elsewhere),
+    keeping the same Parameter objects and buffers."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CpuSyncBatchNorm):
+        out = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats, process_group=process_group)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+        return out
+    for name, child in module.named_children():
+        new = convert_sync_batchnorm(child, device, process_group)
+        if new is not child:
+            module.add_module(name, new)
+    return module
+
+
+# -----------------------------------------------------------------------------
+# helpers
+
+
+class _StepModule(nn.Module):
+    """The one module DDP / torch.compile wrap: dispatches the generator and discriminator passes, so both
+    go through DDP's gradient synchronisation."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mode: str, *args):
+        if mode == "generator":
+            return self.model(*args)
+        if mode == "discriminator":
+            return self.model.discriminator_losses(*args)
+        raise ValueError(f"unknown step mode {mode!r}")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """Per-rank (and, for a reseed after a world-size change, per-step) seed."""
+    return (seed + rank + 1_000_003 * step) % 2 ** 63
+
+
+def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _config_diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [prefix or "<root>"]
+
+
+# -----------------------------------------------------------------------------
+# trainer
+
+
+class Trainer:
+    """Builds optimisers/schedulers (and DDP, compile) around a model wrapper and runs the loop.
+
+    ``Trainer(cfg, options).fit(data)`` where ``data`` is any iterable of batches ``{'source', 'driving'}``
+    (B x 3 x H x W floats in [0, 1], this rank's share of the global batch); optional ``len(data)`` (batches
+    per epoch, for the progress bar) and ``data.set_epoch(epoch)``. ``meta`` is the caller's lineage
+    (dataset version, ...) recorded in every checkpoint; it must be JSON-serialisable.
+    """
+
+    def __init__(self, cfg: Config, options: TrainOptions, *, dist_ctx: DistContext | None = None,
+                 meta: dict | None = None, stage: str = "main", model: nn.Module | None = None,
+                 vgg: nn.Module | None = None):
+        self.cfg, self.options, self.stage = cfg, options, stage
+        self.dist = dist_ctx or DistContext(device=torch.device(options.device or "cpu"))
+        self.device = self.dist.device
+        self.schedule = Schedule.from_config(cfg, stage)
+        try:
+            json.dumps(meta or {})
+        except TypeError as err:
+            raise ValueError(f"meta must be JSON-serialisable (it goes into every checkpoint): {err}") from None
+        self.meta = dict(meta or {})
+
+        seed_everything(options.seed)  # identical initialisation on every rank
+        self.vgg = vgg if vgg is not None or model is None else getattr(model, "vgg", None)
+        if model is None:
+            if self.vgg is None and self._needs_vgg():
+                from training.vgg import load_vgg19
+                self.vgg = load_vgg19(options.vgg_weights, allow_random=options.allow_random_vgg)
+            from training.models import build_model
+            model = build_model(cfg, vgg=self.vgg)
+        self.vgg_pretrained = None if self.vgg is None else bool(getattr(self.vgg, "pretrained", False))
+        if self.vgg_pretrained is False and not options.allow_random_vgg:
+            raise ValueError("the perceptual loss would use a randomly initialised VGG-19 (no ImageNet weights "
+                             "loaded); pass allow_random_vgg=True (--allow-random-vgg) to train with it anyway, "
+                             "which is recorded in every checkpoint")
+        seed_everything(rank_seed(options.seed, self.dist.rank))
+
+        model.to(self.device)
+        if self.dist.distributed and options.sync_batchnorm:
+            group = dist.new_group(backend="gloo") if self.device.type != "cuda" else None
+            model = convert_sync_batchnorm(model, self.device, group)
+        if options.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model  # unwrapped and uncompiled: what checkpoints save
+
+        groups = model.optimizer_groups()
+        missing = [g for g in groups if g not in self.schedule.lr]
+        if missing:
+            raise ValueError(f"config {cfg.name!r} has no learning rate for optimiser groups {missing} "
+                             f"(the model has {sorted(groups)})")
+        s = self.schedule
+        self.optimizers = {name: torch.optim.Adam(params, lr=s.lr[name], betas=s.betas, weight_decay=s.weight_decay)
+                           for name, params in groups.items()}
+        self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(s.milestones), gamma=s.gamma)
+                           for name, opt in self.optimizers.items()}
+        self.has_discriminator_step = "discriminator" in groups and hasattr(model, "discriminator_losses")
+        self.generator_groups = [g for g in groups if not (g == "discriminator" and self.has_discriminator_step)]
+
+        engine: nn.Module = _StepModule(model)
+        if self.dist.distributed:
+            find_unused = options.find_unused_parameters
+            if find_unused is None:  # the D step leaves G/KP out; TPSMM's bg predictor sits out before bg_start
+                find_unused = self.has_discriminator_step or bool(getattr(cfg.train, "bg_start", 0) or 0)
+            engine = nn.parallel.DistributedDataParallel(
+                engine, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=find_unused, broadcast_buffers=not options.sync_batchnorm)
+        if options.compile:
+            from torch import _dynamo
+            # TPSMM's dropout probability changes per epoch during its warm-up and is a guarded constant
+            _dynamo.config.cache_size_limit = max(_dynamo.config.cache_size_limit, 64)
+            engine = torch.compile(engine)
+        self.engine = engine
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed frame size: pick the fastest kernels once
+
+        self.step = self.epoch = self.step_in_epoch = 0
+        self.checkpoint_dir = options.out_dir / "checkpoints"
+        self.last_checkpoint: Path | None = None
+        self._last_saved_step: int | None = None
+        self._pending_rng: dict | None = None
+        self._resume_history: list[dict] = []
+        self._stop_requested = False
+        self._stop = False
+        self._discriminator_keys: set[str] = set()  # excluded from loss/total (the generator objective)
+        self._writer = None
+
+    # --- setup helpers ---------------------------------------------------------------------------
+    def _needs_vgg(self) -> bool:
+        return self.stage == "main" and sum(self.cfg.train.loss_weights.perceptual) > 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def request_stop(self) -> None:
+        """Finish the current step, checkpoint and return from ``fit`` (safe to call from a signal handler)."""
+        self._stop_requested = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM / SIGINT stop at the next step boundary with a checkpoint; a second SIGINT aborts."""
+        def handler(signum, frame):
+            if self._stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            log.warning("signal %s: stopping after this step and checkpointing", signum)
+            self.request_stop()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # --- checkpoint state ------------------------------------------------------------------------
+    def _gather_rng(self) -> list[dict]:
+        state = capture_rng_state()
+        if not self.dist.distributed:
+            return [state]
+        states: list = [None] * self.dist.world_size
+        dist.all_gather_object(states, state)
+        return states
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (collective under DDP: every rank must call it)."""
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": self.cfg.model, "stage": self.stage, "config": config_to_dict(self.cfg),
+            "networks": {name: net.state_dict() for name, net in self.model.networks().items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: sch.state_dict() for name, sch in self.schedulers.items()},
+            "scaler": None,  # bf16 needs no loss scaling
+            "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "world_size": self.dist.world_size, "seed": self.options.seed,
+            "rng": self._gather_rng(),
+            "meta": self.meta, "vgg_pretrained": self.vgg_pretrained,
+            "precision": self.options.precision, "resume_history": list(self._resume_history),
+            "torch_version": torch.__version__, "created": datetime.now(timezone.utc).isoformat(),
+        }
+
+    def save(self, epoch_snapshot: bool = False) -> Path | None:
+        """Write a checkpoint (rank 0; collective under DDP). Returns its path on rank 0."""
+        state = self.state_dict()
+        path = None
+        if self.is_main:
+            name = epoch_checkpoint_name(self.epoch, self.step) if epoch_snapshot else step_checkpoint_name(self.step)
+            path = save_checkpoint(state, self.checkpoint_dir / name)
+            if not epoch_snapshot:
+                prune_checkpoints(self.checkpoint_dir, self.options.keep_checkpoints)
+            self.last_checkpoint = path
+            log.info("checkpoint %s", path)
+        if not epoch_snapshot:
+            self._last_saved_step = self.step  # on every rank: they must agree on the exit save
+        if self.dist.distributed:
+            dist.barrier()
+        return path
+
+    def resume(self, path: str | os.PathLike) -> Path:
+        """Continue exactly from a checkpoint file, or from the newest one in a run or checkpoint folder."""
+        p = Path(path)
+        if p.is_dir():
+            folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+            found = latest_checkpoint(folder)
+            if found is None:
+                raise CheckpointError(f"no checkpoint in {folder}")
+            p = found
+        state = load_checkpoint(p)
+        if state["model"] != self.cfg.model or state.get("stage", "main") != self.stage:
+            raise CheckpointError(f"{p}: checkpoint of {state['model']!r} stage {state.get('stage')!r} cannot "
+                                  f"resume {self.cfg.model!r} stage {self.stage!r}")
+        diff = _config_diff(state["config"], config_to_dict(self.cfg))
+        if diff:
+            log.warning("%s: config differs from the checkpoint's at %s; resuming with the new config", p, diff)
+        load_networks(self.model, state)
+        for name, opt in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise CheckpointError(f"{p}: no state for optimiser {name!r} (has {sorted(state['optimizers'])})")
+            opt.load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.step_in_epoch = int(state.get("step_in_epoch", 0))
+        self._last_saved_step = self.step
+        rng = state.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            self._pending_rng = rng[self.dist.rank]
+        else:
+            log.warning("%s: saved with %d ranks, running with %d: RNG streams are reseeded, so this resume is "
+                        "not bit-exact", p, len(rng), self.dist.world_size)
+            seed_everything(rank_seed(self.options.seed, self.dist.rank, self.step))
+        self._resume_history = list(state.get("resume_history", [])) + [{"path": str(p), "step": self.step}]
+        if self.is_main:
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", p, self.step, self.epoch, self.step_in_epoch)
+        return p
+
+    def init_from(self, path: str | os.PathLike) -> list[str]:
+        """Load only network weights (fine-tuning, e.g. FOMM-adv from a FOMM run); returns networks not found."""
+        state = load_checkpoint(path)
+        absent = load_networks(self.model, state, strict=False)
+        if absent and self.is_main:
+            log.warning("%s has no weights for %s: they keep their initialisation", path, absent)
+        return absent
+
+    # --- the loop --------------------------------------------------------------------------------
+    def fit(self, data: Iterable[dict[str, torch.Tensor]]) -> TrainResult:
+        s, o = self.schedule, self.options
+        if self.is_main:
+            remove_stale_temporaries(self.checkpoint_dir)
+            self._writer = self._open_writer()
+        steps_per_epoch = len(data) if hasattr(data, "__len__") else None
+        total = steps_per_epoch * s.num_epochs if steps_per_epoch else None
+        if o.max_steps is not None:
+            total = min(total, o.max_steps) if total else o.max_steps
+        bar = self._progress(total)
+        self._window: dict[str, torch.Tensor] = {}
+        self._window_steps, self._window_pairs, self._window_t0 = 0, 0, time.perf_counter()
+        last_logged: dict[str, float] = {}
+        self.model.train()
+        try:
+            while self.epoch < s.num_epochs and not self._finished():
+                self._begin_epoch(data)
+                batches = iter(data)
+                exhausted = not self._skip(batches, self.step_in_epoch)
+                if self._pending_rng is not None:  # after re-iterating: the data may draw from the RNG
+                    restore_rng_state(self._pending_rng)
+                    self._pending_rng = None
+                if not exhausted:
+                    exhausted = True
+                    for batch in batches:
+                        losses, generated, source, driving = self._train_step(batch)
+                        self.step += 1
+                        self.step_in_epoch += 1
+                        logged = self._after_step(losses, generated, source, driving, bar)
+                        last_logged = logged or last_logged
+                        if self._finished():
+                            exhausted = False
+                            break
+                if exhausted:
+                    self._end_epoch()
+            if self._last_saved_step != self.step:
+                self.save()
+        finally:
+            bar.close()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        return TrainResult(self.step, self.epoch, self.last_checkpoint, last_logged, stopped_early=self._stop)
+
+    def _finished(self) -> bool:
+        o = self.options
+        return (o.max_steps is not None and self.step >= o.max_steps) or self._stop
+
+    @staticmethod
+    def _skip(batches, n: int) -> bool:
+        """Consume the n batches already trained on in this epoch; False if the epoch ran out first."""
+        sentinel = object()
+        for _ in range(n):
+            if next(batches, sentinel) is sentinel:
+                return False
+        return True
+
+    def _begin_epoch(self, data) -> None:
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(self.epoch)
+        if hasattr(self.model, "set_epoch"):
+            self.model.set_epoch(self.epoch)
+
+    def _end_epoch(self) -> None:
+        for sch in self.schedulers.values():
+            sch.step()
+        self.epoch += 1
+        self.step_in_epoch = 0
+        if self.epoch % self.schedule.checkpoint_freq == 0:
+            self.save(epoch_snapshot=True)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16")
+
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        fmt = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        out = []
+        for key in ("source", "driving"):
+            if key not in batch:
+                raise KeyError(f"batch lacks {key!r} (has {sorted(batch)})")
+            out.append(batch[key].to(self.device, non_blocking=True).float().contiguous(memory_format=fmt))
+        return out[0], out[1]
+
+    def _train_step(self, batch: dict):
+        source, driving = self._inputs(batch)
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            losses, generated = self.engine("generator", source, driving)
+        if not losses:
+            raise RuntimeError(f"{self.cfg.model}: the model returned no losses (all loss weights zero?)")
+        sum(losses.values()).backward()
+        if hasattr(self.model, "clip_gradients"):
+            self.model.clip_gradients()
+        elif self.stage == "main" and self.cfg.train.clip_grad_norm:
+            params = [p for g in self.generator_groups for p in self.optimizers[g].param_groups[0]["params"]]
+            nn.utils.clip_grad_norm_(params, self.cfg.train.clip_grad_norm, norm_type=math.inf)
+        for name in self.generator_groups:
+            self.optimizers[name].step()
+        losses = {k: v.detach() for k, v in losses.items()}
+        if self.has_discriminator_step:
+            disc = self.optimizers["discriminator"]
+            disc.zero_grad(set_to_none=True)  # drop what the generator's feature-matching loss put there
+            with self._autocast():
+                d_losses = self.engine("discriminator", driving, generated)
+            if d_losses:
+                sum(d_losses.values()).backward()
+                disc.step()
+                self._discriminator_keys.update(d_losses)
+                losses.update({k: v.detach() for k, v in d_losses.items()})
+        return losses, generated, source, driving
+
+    # --- logging ---------------------------------------------------------------------------------
+    def _open_writer(self):
+        from torch.utils.tensorboard import SummaryWriter
+        purge = self.step if self.step > 0 else None  # drop events a crashed run logged past the checkpoint
+        return SummaryWriter(str(self.options.out_dir / "tensorboard"), purge_step=purge)
+
+    def _progress(self, total):
+        from tqdm.auto import tqdm
+        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
+                    disable=not (self.is_main and self.options.progress), desc=f"{self.cfg.name}")
+
+    def _after_step(self, losses, generated, source, driving, bar) -> dict[str, float] | None:
+        o = self.options
+        for k, v in losses.items():
+            self._window[k] = self._window.get(k, 0.0) + v.float()
+        self._window_steps += 1
+        self._window_pairs += source.shape[0] * self.dist.world_size
+        bar.update(1)
+        logged = None
+        if self.step % o.log_every == 0:
+            logged = self._log_scalars()
+            bar.set_postfix(pairs_s=f"{logged['perf/pairs_per_s']:.1f}", loss=f"{logged['loss/total']:.4g}",
+                            epoch=self.epoch)
+        if o.image_every and self.step % o.image_every == 0 and self.is_main:
+            from training.visualize import make_grid
+            self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
+                                   dataformats="HWC")
+        if self.step % o.checkpoint_every == 0:
+            self.save()
+        if self.step % min(o.log_every, 10) == 0 or not self.dist.distributed:
+            self._stop = self._agree_stop()
+        return logged
+
+    def _agree_stop(self) -> bool:
+        if not self.dist.distributed:
+            return self._stop_requested
+        flag = torch.tensor([float(self._stop_requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _log_scalars(self) -> dict[str, float]:
+        names = sorted(self._window)
+        values = torch.stack([self._window[k] for k in names]) / self._window_steps
+        if self.dist.distributed:
+            dist.all_reduce(values)
+            values /= self.dist.world_size
+        means = dict(zip(names, values.tolist()))
+        bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+        if bad:
+            raise FloatingPointError(f"{self.cfg.name}: non-finite losses {bad} in the steps up to {self.step}")
+        now = time.perf_counter()
+        out = {f"loss/{k}": v for k, v in means.items()}
+        out["loss/total"] = sum(v for k, v in means.items() if k not in self._discriminator_keys)
+        out["perf/pairs_per_s"] = self._window_pairs / max(now - self._window_t0, 1e-9)
+        for name, opt in self.optimizers.items():
+            out[f"lr/{name}"] = opt.param_groups[0]["lr"]
+        out["progress/epoch"] = self.epoch
+        if self._writer is not None:
+            for tag, v in out.items():
+                self._writer.add_scalar(tag, v, self.step)
+            self._writer.flush()
+        self._window, self._window_steps, self._window_pairs, self._window_t0 = {}, 0, 0, now
+        return out
