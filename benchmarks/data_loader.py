@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=2)
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--uint8", action="store_true", help="uint8 batches (convert on the device) instead of float32")
     args = ap.parse_args()
 
     cfg = load_config(args.config)
@@ -115,10 +116,11 @@ def main() -> None:
         index = load_split_index(root, args.dataset, args.split)
         dataset = PairDataset(index, num_repeats=cfg.train.num_repeats, id_sampling=cfg.dataset.id_sampling,
                               augmentation=None if args.no_augment else cfg.dataset.augmentation,
-                              frame_shape=cfg.dataset.frame_shape)
+                              frame_shape=cfg.dataset.frame_shape, as_float=not args.uint8)
         mb = sum(c.nbytes for c in index.chunks) / len(index.chunks) / 2**20
         print(f"dataset: {len(index.video_ids)} ids, {len(index.chunks)} chunks ({mb:.1f} MiB per chunk), "
               f"config {cfg.name}, batch {batch}, augmentation {'off' if args.no_augment else 'on'}, "
+              f"{'uint8' if args.uint8 else 'float32'} batches, "
               f"{os.cpu_count()} CPUs", flush=True)
         print(f"{'workers':>7} {'pairs/s':>9} {'per worker':>11} {'vs 1 worker':>12}")
         rates = {}

@@ -6,7 +6,9 @@ and a horizontal ramp in B (to see flips), so an item can be checked against wha
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -26,6 +28,8 @@ from training.augment import (
     adjust_contrast,
     adjust_hue,
     adjust_saturation,
+    hsv_to_rgb,
+    rgb_to_hsv,
 )
 from training.config import AugmentationParams, JitterParams, load_config
 from training.data import (
@@ -37,6 +41,7 @@ from training.data import (
     iter_eval_chunks,
     load_split_index,
     make_loader,
+    to_float,
 )
 
 DATASET = "sample"  # the name the *-sample-64 configs train on
@@ -225,6 +230,11 @@ def test_build_loader_batches_a_sample_config(root):
     rest = list(loader)
     assert [b["index"].tolist() for b in rest] == [b["index"].tolist() for b in batches[1:]]
     assert torch.equal(rest[0]["source"], batches[1]["source"])
+    raw = build_loader(cfg, root, "train", batch_size=2, as_float=False)  # uint8 batches, converted on the device
+    raw.set_epoch(1)
+    first = next(iter(raw))
+    assert first["source"].dtype == torch.uint8
+    assert torch.equal(to_float(first["source"]), batches[0]["source"])
     with pytest.raises(DataError, match="fewer than one batch"):
         build_loader(cfg, root, "train", batch_size=4, world_size=2, rank=1)
 
@@ -232,18 +242,21 @@ def test_build_loader_batches_a_sample_config(root):
 # ---- augmentation ----------------------------------------------------------------------------------------------------
 
 
-def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randint(0, 256, (3, 16, 24), generator=g).float() / 255 for _ in range(2))
+def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(0, 256, (3, 16, 24), dtype=np.uint8) for _ in range(2))
 
 
 def test_flips_are_symmetric_and_follow_the_official_probabilities():
     s, d = _pair()
     hs, hd = PairAugmentation(horizontal_flip=True).apply(s, d)
-    assert torch.equal(hs, s.flip(-1)) and torch.equal(hd, d.flip(-1))
-    assert all(torch.equal(a, b) for a, b in zip(PairAugmentation(horizontal_flip=True).apply(hs, hd), (s, d)))
+    np.testing.assert_array_equal(hs, s[..., ::-1])
+    np.testing.assert_array_equal(hd, d[..., ::-1])
+    for a, b in zip(PairAugmentation(horizontal_flip=True).apply(hs, hd), (s, d)):
+        np.testing.assert_array_equal(a, b)  # a flip is its own inverse
     ts, td = PairAugmentation(time_flip=True).apply(s, d)
-    assert torch.equal(ts, d) and torch.equal(td, s)
+    np.testing.assert_array_equal(ts, d)
+    np.testing.assert_array_equal(td, s)
     rng = np.random.default_rng(0)
     draws = [PairAugmentation.sample(AugmentationParams(), rng, (16, 24)) for _ in range(4000)]
     p_time = np.mean([a.time_flip for a in draws])
@@ -254,40 +267,57 @@ def test_flips_are_symmetric_and_follow_the_official_probabilities():
     assert abs(np.mean([a.horizontal_flip for a in only_h]) - 0.5) < 0.04
 
 
+def test_crop_takes_one_window_for_both_frames():
+    s, d = _pair(2)
+    aug = PairAugmentation.sample(AugmentationParams(time_flip=False, horizontal_flip=False, crop=8),
+                                  np.random.default_rng(1), (16, 24))
+    top, left, size = aug.crop
+    cs, cd = aug.apply(s, d)
+    np.testing.assert_array_equal(cs, s[:, top:top + 8, left:left + 8])
+    np.testing.assert_array_equal(cd, d[:, top:top + 8, left:left + 8])
+    with pytest.raises(ValueError, match="crop 32"):
+        PairAugmentation.sample(AugmentationParams(crop=32), np.random.default_rng(0), (16, 24))
+
+
 def test_one_jitter_for_both_frames():
     s, d = _pair(1)
     jitter = Jitter.sample(JITTER, np.random.default_rng(4))
     assert sorted(n for n, _ in jitter.factors) == ["brightness", "contrast", "hue", "saturation"]
-    js, jd = PairAugmentation(jitter=jitter).apply(s, s.clone())
-    assert torch.equal(js, jd) and not torch.equal(js, s)
+    js, jd = PairAugmentation(jitter=jitter).apply(s, s.copy())
+    np.testing.assert_array_equal(js, jd)
+    assert not np.array_equal(js, s)
     js, jd = PairAugmentation(jitter=jitter).apply(s, d)
-    assert torch.equal(js, jitter(s)) and torch.equal(jd, jitter(d))  # same factors, same order, per frame stats
+    np.testing.assert_array_equal(js, jitter(s))  # same factors, same order; contrast uses each frame's own mean
+    np.testing.assert_array_equal(jd, jitter(d))
     orders = {tuple(n for n, _ in Jitter.sample(JITTER, np.random.default_rng(k)).factors) for k in range(40)}
     assert len(orders) > 5  # the order is drawn too
-    assert Jitter.sample(JitterParams(brightness=0.2, contrast=0, saturation=0, hue=0),
-                         np.random.default_rng(0)).factors[0][0] == "brightness"
+    only = Jitter.sample(JitterParams(brightness=0.2, contrast=0, saturation=0, hue=0), np.random.default_rng(0))
+    assert [n for n, _ in only.factors] == ["brightness"] and 0.8 <= only.factors[0][1] <= 1.2
 
 
-def test_colour_ops_match_pil_on_8bit_images():
+def test_colour_ops_match_pil_bit_for_bit():
     rng = np.random.default_rng(5)
-    rgb = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
-    rgb[:4, :4] = [0, 200, 0]  # pure hues and greys hit PIL's rounding edge cases
-    rgb[4:8, :4] = 128
-    img = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
-    pil = Image.fromarray(rgb)
+    hwc = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    hwc[:4, :4] = [0, 200, 0]  # pure hues and greys hit PIL's rounding edge cases
+    hwc[4:8, :4] = 128
+    hwc[8:12, :4] = [255, 255, 0]
+    img = np.ascontiguousarray(hwc.transpose(2, 0, 1))
+    pil = Image.fromarray(hwc)
 
-    def ours(t):
-        return (t * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    def hw(planar):
+        return planar.transpose(1, 2, 0)
 
-    for factor in (0.9, 1.07, 1.1):
+    for factor in (0.0, 0.9, 1.07, 1.1, 1.6):
         for op, enhancer in ((adjust_brightness, ImageEnhance.Brightness), (adjust_contrast, ImageEnhance.Contrast),
                              (adjust_saturation, ImageEnhance.Color)):
-            np.testing.assert_array_equal(ours(op(img, factor)), np.array(enhancer(pil).enhance(factor)))
+            np.testing.assert_array_equal(hw(op(img, factor)), np.array(enhancer(pil).enhance(factor)))
+    np.testing.assert_array_equal(hw(rgb_to_hsv(img)), np.array(pil.convert("HSV")))
+    np.testing.assert_array_equal(hw(hsv_to_rgb(img)), np.array(Image.fromarray(hwc, "HSV").convert("RGB")))
     for factor in (0.1, -0.1, 0.033, -0.5):
         h, s, v = pil.convert("HSV").split()
         shifted = (np.array(h, np.int64) + int(np.trunc(factor * 255))) % 256  # torchvision's uint8 shift
         ref = Image.merge("HSV", (Image.fromarray(shifted.astype(np.uint8), "L"), s, v)).convert("RGB")
-        np.testing.assert_array_equal(ours(adjust_hue(img, factor)), np.array(ref))
+        np.testing.assert_array_equal(hw(adjust_hue(img, factor)), np.array(ref))
 
 
 def test_dataset_augmentation_time_flip_swaps_source_and_driving(root):
@@ -322,6 +352,24 @@ def test_eval_iterates_every_frame_of_every_test_chunk_in_order(root):
     order = [(k, int(f)) for b in batches for k, f in zip(b["key"], b["frame"])]
     assert order == [(k, f) for k, _ in seen for f in range(N_FRAMES)]
     assert torch.equal(torch.cat([b["image"] for b in batches]), torch.cat(tensors))
+
+
+def test_object_store_root_reads_through_ranged_requests(tmp_path):
+    """A non-local root (fsspec memory://) takes the ranged-read path; items and frames match the local root's."""
+    local = DataRoot(str(tmp_path / "data"))
+    build_dataset(local)
+    remote = DataRoot(f"memory://motionpipe-test-{uuid.uuid4().hex}")
+    try:
+        build_dataset(remote)
+        assert not remote.is_local
+        a, b = (epoch_items(dataset(r, num_repeats=2, augmentation=AugmentationParams(jitter=JITTER)), 1)
+                for r in (local, remote))
+        for x, y in zip(a, b):
+            assert signature(x) == signature(y) and torch.equal(x["source"], y["source"])
+        frames = [torch.cat(list(c.frames(4))) for c in iter_eval_chunks(load_split_index(remote, DATASET, "test"))]
+        assert [identify(f)[2] for f in frames[1]] == list(range(N_FRAMES))
+    finally:
+        remote.rm(remote.base, recursive=True)
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------
@@ -359,12 +407,9 @@ def test_catalog_from_another_build_is_refused(root):
 def test_wrong_offset_and_wrong_frame_shape_are_named(root):
     index = load_split_index(root, DATASET, "train")
     ref = next(c for c in index.chunks if c.offset > 0)
-    bad = type(ref)(**{**ref.__dict__, "offset": ref.offset - 512})
-    ds = dataset(root)
-    ds.index = type(index)(index.root, index.dataset, index.split, (bad,), index.content_hash)
-    ds.units = [(0,)]
-    with pytest.raises(DataError, match=f"{ref.shard.rpartition('/')[2]}: sample {ref.key}"):
-        ds[0]
+    stale = dataclasses.replace(index, chunks=(dataclasses.replace(ref, offset=ref.offset - 512),))
+    with pytest.raises(DataError, match=f"{ref.shard.rpartition('/')[2]}: sample {ref.key} at byte"):
+        PairDataset(stale)[0]
     with pytest.raises(DataError, match="frame_shape is 256x256"):
         PairDataset(index, frame_shape=(256, 256, 3))
     with pytest.raises(ValueError, match="split 'val'"):
