@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", choices=DATASETS)
     add_root(p)
     p.set_defaults(func=_status)
+
+    from training.animate import add_animate_parser
+    from training.model_summary import add_models_parser
+
+    add_models_parser(sub)
+    add_animate_parser(sub)
     return parser
 
 

@@ -115,6 +115,7 @@ class FommAdapter(MotionAdapter):
 
 
 class MraaAdapter(MotionAdapter):
+    # relative mode keeps the driving covariances (the flow predictor's heatmaps), as the official code does
     points_key, matrix_key, has_avd = "shift", "affine", True
 
     def detect(self, model, frames):
@@ -124,10 +125,6 @@ class MraaAdapter(MotionAdapter):
     def generate(self, model, source, src, drv, driving=None):
         bg = model.bg_predictor(source, driving) if driving is not None else None
         return model.generator(source, drv, src, bg)["prediction"]
-
-    def relative(self, src, drv, drv0, scale, use_relative_jacobian):
-        # as the official code: the driving covariance (heatmaps of the flow predictor) is kept as it is
-        return super().relative(src, drv, drv0, scale, use_relative_jacobian)
 
     def avd(self, avd, src, drv):
         return avd(src, drv)
@@ -401,7 +398,8 @@ def add_animate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=CLI_MODES, default=None,
                    help="default: the config's animate.mode; 'reconstruction' drives frame 0 of --driving")
     p.add_argument("--out", required=True, help="output video (.mp4)")
-    p.add_argument("--avd-checkpoint", default=None, help="mode avd: our AVD-stage checkpoint, or an official checkpoint holding avd_network")
+    p.add_argument("--avd-checkpoint", default=None,
+                   help="mode avd: our AVD-stage checkpoint, or an official checkpoint holding avd_network")
     p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")

@@ -140,6 +140,24 @@ def test_official_key_names_and_shapes_at_256(name):
         assert set(sd) == set(nets[net].state_dict())
 
 
+def test_fomm_discriminator_scale_names():
+    # official MultiScaleDiscriminator: ModuleDict keyed str(scale).replace('.', '-') of the YAML scales [1, 0.5]
+    def gan(p):
+        p["discriminator"]["scales"] = [1, 0.5]
+    cfg = _variant("fomm-sample-64", gan)
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"loss_weights": cfg.train.loss_weights
+                                                                         .model_copy(update={"generator_gan": 1})})})
+    torch.manual_seed(0)
+    model = build_inference_model(cfg)
+    official = to_official(cfg, _networks(model))
+    assert {k.split(".")[1] for k in official["discriminator"]} == {"1", "0-5"}
+    state_dicts, report = convert_official(official, cfg, _networks(model))
+    assert report.ok and set(state_dicts["discriminator"]) == set(model.discriminator.state_dict())
+    del official["discriminator"]  # an official checkpoint without D: D keeps its initialisation, reported
+    _, report = convert_official(official, cfg, _networks(model))
+    assert report.absent == ["discriminator"]
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_official_checkpoint_file_round_trip_gives_identical_outputs(name, tmp_path):
     cfg, model, avd = _model(name, seed=0)
