@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -138,14 +139,15 @@ def build_data(args, cfg: Config, schedule: Schedule, ctx: DistContext, batch: i
         data = SyntheticPairs(args.synthetic, batch, cfg.dataset.frame_shape[0], args.seed,
                               schedule.num_repeats, ctx.rank, ctx.world_size)
         return data, {"dataset": "synthetic", "num_videos": args.synthetic}
+    from storage.root import DataRoot
     from training.data import build_loader  # lazily: only real runs need the shard reader
-    loader_cfg = cfg
-    if schedule.num_repeats != cfg.train.num_repeats:  # the AVD stage repeats the data its own number of times
-        loader_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"num_repeats": schedule.num_repeats})})
     workers = args.workers if args.workers is not None else (
         cfg.train.dataloader_workers if args.stage == "main" else cfg.train_avd.dataloader_workers)
-    data = build_loader(loader_cfg, args.data_root, "train", batch_size=batch, num_workers=workers,
-                        rank=ctx.rank, world_size=ctx.world_size, seed=args.seed)
+    # uint8 batches: a quarter of the bytes through worker queues and the host-to-device copy (the trainer
+    # converts on the device); the AVD stage repeats the data its own number of times
+    data = build_loader(cfg, DataRoot(args.data_root), "train", batch_size=batch, num_workers=workers,
+                        rank=ctx.rank, world_size=ctx.world_size, seed=args.seed,
+                        num_repeats=schedule.num_repeats, as_float=False)
     return data, dataset_lineage(cfg, args.data_root)
 
 
@@ -227,8 +229,12 @@ def main(argv=None) -> int:
             trainer.init_from(args.init)
         if resume:
             trainer.resume(resume)
-        trainer.install_signal_handlers()
-        result = trainer.fit(data)
+        previous = trainer.install_signal_handlers()
+        try:
+            result = trainer.fit(data)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if ctx.is_main:
             log.info("done: step %d, epoch %d, checkpoint %s%s", result.step, result.epoch, result.last_checkpoint,
                      " (stopped early)" if result.stopped_early else "")

@@ -21,18 +21,24 @@ from ``seed`` on every rank, and DDP broadcasts rank 0's weights anyway).
 
 Exact resume: a checkpoint holds step, epoch and the batch index inside the epoch, every rank's RNG state,
 optimisers and schedulers. On resume the data is re-iterated from ``set_epoch(epoch)``, the batches already
-trained on are skipped, and only then are the RNG states restored. The data iterable therefore must derive
-its order and augmentation from (seed, epoch, index) rather than from the global RNG when it is iterated.
+trained on are skipped (by the loader itself when its ``set_epoch`` takes ``skip_batches``, else by reading
+them), and the RNG states are restored at the point they were saved: before iterating when the checkpoint
+fell on an epoch end, after skipping otherwise. The data iterable therefore must derive its order and
+augmentation from (seed, epoch, index), not from the global RNG at the moment it is iterated
+(``training.data`` does; a plain DataLoader needs its own ``generator``).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import os
+import re
 import signal
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +58,7 @@ from training.config import Config, config_to_dict
 log = logging.getLogger("motionpipe.train")
 
 PRECISIONS = ("fp32", "bf16")
+_END = object()
 STAGES = ("main", "avd")
 
 
@@ -306,6 +313,16 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     return (seed + rank + 1_000_003 * step) % 2 ** 63
 
 
+def _accepts(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes a parameter ``name``."""
+    if fn is None:
+        return False
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
@@ -323,9 +340,11 @@ class Trainer:
     """Builds optimisers/schedulers (and DDP, compile) around a model wrapper and runs the loop.
 
     ``Trainer(cfg, options).fit(data)`` where ``data`` is any iterable of batches ``{'source', 'driving'}``
-    (B x 3 x H x W floats in [0, 1], this rank's share of the global batch); optional ``len(data)`` (batches
-    per epoch, for the progress bar) and ``data.set_epoch(epoch)``. ``meta`` is the caller's lineage
-    (dataset version, ...) recorded in every checkpoint; it must be JSON-serialisable.
+    (B x 3 x H x W, float in [0, 1] or uint8, this rank's share of the global batch); optional ``len(data)``
+    (batches per epoch; without it an epoch ends when the iterable is exhausted) and ``data.set_epoch(epoch)``,
+    or ``data.set_epoch(epoch, skip_batches=n)`` to resume mid-epoch without re-reading n batches.
+    ``meta`` is the caller's lineage (dataset version, ...) recorded in every checkpoint; it must be
+    JSON-serialisable.
     """
 
     def __init__(self, cfg: Config, options: TrainOptions, *, dist_ctx: DistContext | None = None,
@@ -370,7 +389,9 @@ class Trainer:
             raise ValueError(f"config {cfg.name!r} has no learning rate for optimiser groups {missing} "
                              f"(the model has {sorted(groups)})")
         s = self.schedule
-        self.optimizers = {name: torch.optim.Adam(params, lr=s.lr[name], betas=s.betas, weight_decay=s.weight_decay)
+        fused = self.device.type == "cuda"  # one kernel per optimiser step instead of one per tensor
+        self.optimizers = {name: torch.optim.Adam(params, lr=s.lr[name], betas=s.betas, weight_decay=s.weight_decay,
+                                                  fused=fused)
                            for name, params in groups.items()}
         self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(s.milestones), gamma=s.gamma)
                            for name, opt in self.optimizers.items()}
@@ -381,10 +402,13 @@ class Trainer:
         if self.dist.distributed:
             find_unused = options.find_unused_parameters
             if find_unused is None:  # the D step leaves G/KP out; TPSMM's bg predictor sits out before bg_start
-                find_unused = self.has_discriminator_step or bool(getattr(cfg.train, "bg_start", 0) or 0)
-            engine = nn.parallel.DistributedDataParallel(
-                engine, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=find_unused, broadcast_buffers=not options.sync_batchnorm)
+                find_unused = self.has_discriminator_step or (stage == "main" and bool(cfg.train.bg_start))
+            ddp = nn.parallel.DistributedDataParallel
+            # synchronised BatchNorm keeps buffers equal on every rank: no per-forward broadcast needed
+            buffers = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                       else "broadcast_buffers")  # the name changed in torch 2.13
+            engine = ddp(engine, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                         find_unused_parameters=find_unused, **{buffers: not options.sync_batchnorm})
         if options.compile:
             from torch import _dynamo
             # TPSMM's dropout probability changes per epoch during its warm-up and is a guarded constant
@@ -417,15 +441,15 @@ class Trainer:
         """Finish the current step, checkpoint and return from ``fit`` (safe to call from a signal handler)."""
         self._stop_requested = True
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM / SIGINT stop at the next step boundary with a checkpoint; a second SIGINT aborts."""
+    def install_signal_handlers(self) -> dict:
+        """SIGTERM / SIGINT stop at the next step boundary with a checkpoint; a second SIGINT aborts.
+        Returns the previous handlers (restore them with ``signal.signal`` when done)."""
         def handler(signum, frame):
             if self._stop_requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             log.warning("signal %s: stopping after this step and checkpointing", signum)
             self.request_stop()
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     # --- checkpoint state ------------------------------------------------------------------------
     def _gather_rng(self) -> list[dict]:
@@ -450,7 +474,7 @@ class Trainer:
             "rng": self._gather_rng(),
             "meta": self.meta, "vgg_pretrained": self.vgg_pretrained,
             "precision": self.options.precision, "resume_history": list(self._resume_history),
-            "torch_version": torch.__version__, "created": datetime.now(timezone.utc).isoformat(),
+            "torch_version": str(torch.__version__), "created": datetime.now(timezone.utc).isoformat(),
         }
 
     def save(self, epoch_snapshot: bool = False) -> Path | None:
@@ -521,7 +545,13 @@ class Trainer:
         if self.is_main:
             remove_stale_temporaries(self.checkpoint_dir)
             self._writer = self._open_writer()
-        steps_per_epoch = len(data) if hasattr(data, "__len__") else None
+        skips_itself = _accepts(getattr(data, "set_epoch", None), "skip_batches")
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(self.epoch)  # full length (a loader that skips shortens its len while skipping)
+        try:
+            steps_per_epoch = len(data)
+        except TypeError:  # an iterable without a length: epochs end when it is exhausted
+            steps_per_epoch = None
         total = steps_per_epoch * s.num_epochs if steps_per_epoch else None
         if o.max_steps is not None:
             total = min(total, o.max_steps) if total else o.max_steps
@@ -532,24 +562,30 @@ class Trainer:
         self.model.train()
         try:
             while self.epoch < s.num_epochs and not self._finished():
-                self._begin_epoch(data)
+                self._begin_epoch(data, self.step_in_epoch if skips_itself else 0)
+                if self.step_in_epoch == 0:  # resumed at an epoch start: iterating comes after the saved state
+                    self._restore_pending_rng()
                 batches = iter(data)
-                exhausted = not self._skip(batches, self.step_in_epoch)
-                if self._pending_rng is not None:  # after re-iterating: the data may draw from the RNG
-                    restore_rng_state(self._pending_rng)
-                    self._pending_rng = None
-                if not exhausted:
-                    exhausted = True
-                    for batch in batches:
-                        losses, generated, source, driving = self._train_step(batch)
-                        self.step += 1
-                        self.step_in_epoch += 1
-                        logged = self._after_step(losses, generated, source, driving, bar)
-                        last_logged = logged or last_logged
-                        if self._finished():
-                            exhausted = False
-                            break
-                if exhausted:
+                exhausted = not skips_itself and not self._skip(batches, self.step_in_epoch)
+                self._restore_pending_rng()  # mid-epoch: the state saved after the last trained batch
+                closed = False
+                while not (exhausted or closed or self._finished()):
+                    batch = next(batches, _END)
+                    if batch is _END:
+                        exhausted = True
+                        break
+                    losses, generated, source, driving = self._train_step(batch)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    last_logged = self._log_step(losses, generated, source, driving, bar) or last_logged
+                    if self.step_in_epoch == steps_per_epoch:  # known length: close the epoch right away
+                        self._end_epoch()
+                        closed = True
+                    self._periodic()
+                if exhausted:  # unknown length, or resumed from a checkpoint taken at the last batch
+                    if self.step_in_epoch == 0:
+                        raise ValueError(f"the data yielded no batch in epoch {self.epoch} (fewer samples than "
+                                         f"one batch? len(data) = {steps_per_epoch})")
                     self._end_epoch()
             if self._last_saved_step != self.step:
                 self.save()
@@ -559,6 +595,11 @@ class Trainer:
                 self._writer.close()
                 self._writer = None
         return TrainResult(self.step, self.epoch, self.last_checkpoint, last_logged, stopped_early=self._stop)
+
+    def _restore_pending_rng(self) -> None:
+        if self._pending_rng is not None:
+            restore_rng_state(self._pending_rng)
+            self._pending_rng = None
 
     def _finished(self) -> bool:
         o = self.options
@@ -573,15 +614,19 @@ class Trainer:
                 return False
         return True
 
-    def _begin_epoch(self, data) -> None:
-        if hasattr(data, "set_epoch"):
+    def _begin_epoch(self, data, skip_batches: int = 0) -> None:
+        if skip_batches:  # the loader starts mid-epoch without decoding the batches already trained on
+            data.set_epoch(self.epoch, skip_batches=skip_batches)
+        elif hasattr(data, "set_epoch"):
             data.set_epoch(self.epoch)
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(self.epoch)
 
     def _end_epoch(self) -> None:
-        for sch in self.schedulers.values():
-            sch.step()
+        with warnings.catch_warnings():  # right after a resume at an epoch end no optimiser has stepped yet
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+            for sch in self.schedulers.values():
+                sch.step()
         self.epoch += 1
         self.step_in_epoch = 0
         if self.epoch % self.schedule.checkpoint_freq == 0:
@@ -596,7 +641,9 @@ class Trainer:
         for key in ("source", "driving"):
             if key not in batch:
                 raise KeyError(f"batch lacks {key!r} (has {sorted(batch)})")
-            out.append(batch[key].to(self.device, non_blocking=True).float().contiguous(memory_format=fmt))
+            x = batch[key].to(self.device, non_blocking=True)
+            x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()  # uint8 loaders: 4x less traffic
+            out.append(x.contiguous(memory_format=fmt))
         return out[0], out[1]
 
     def _train_step(self, batch: dict):
@@ -639,7 +686,7 @@ class Trainer:
         return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
                     disable=not (self.is_main and self.options.progress), desc=f"{self.cfg.name}")
 
-    def _after_step(self, losses, generated, source, driving, bar) -> dict[str, float] | None:
+    def _log_step(self, losses, generated, source, driving, bar) -> dict[str, float] | None:
         o = self.options
         for k, v in losses.items():
             self._window[k] = self._window.get(k, 0.0) + v.float()
@@ -655,11 +702,15 @@ class Trainer:
             from training.visualize import make_grid
             self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
                                    dataformats="HWC")
+        return logged
+
+    def _periodic(self) -> None:
+        """Step checkpoint every N steps; agree on a requested stop (every step alone, every few under DDP)."""
+        o = self.options
         if self.step % o.checkpoint_every == 0:
             self.save()
         if self.step % min(o.log_every, 10) == 0 or not self.dist.distributed:
             self._stop = self._agree_stop()
-        return logged
 
     def _agree_stop(self) -> bool:
         if not self.dist.distributed:
