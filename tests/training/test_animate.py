@@ -16,14 +16,6 @@ from training.config import config_to_dict, load_config
 from training.convert import build_avd_network, build_inference_model, to_official
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @torch.no_grad()
 def _perturb(nets, seed):
     """Weights and BatchNorm statistics off their initialisation (identity-initialised heads matter)."""

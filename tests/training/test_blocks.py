@@ -11,16 +11,6 @@ from training.config import CONFIG_DIR, ConfigError, load_config, validate_confi
 from training.transforms import RandomTps
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    # the test machine is shared: intra-op threads contend badly, one thread is fastest
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- grids ---------------------------------------------------------------------------------------
 
 def test_coordinate_grid_convention():

@@ -16,14 +16,6 @@ from training.model_summary import count_config, models_command
 SAMPLES = ["fomm-sample-64", "mraa-sample-64", "tpsmm-sample-64", "monkeynet-sample-64"]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _networks(model, avd=None) -> dict:
     nets = dict(model.networks())
     if avd is not None:

@@ -52,14 +52,6 @@ N_FRAMES, SIZE = 8, 64
 JITTER = JitterParams(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def painted(video: int, chunk: int, frame: int) -> np.ndarray:
     rgb = np.empty((SIZE, SIZE, 3), np.uint8)
     rgb[..., 0] = 20 + 25 * frame

@@ -14,15 +14,6 @@ from training.extractors.offline_identity import MobileNetV2ImageNet, packaged_w
 from training.metrics import ExtractorMismatch, Keypoints, akd, mkr
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
     return cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)

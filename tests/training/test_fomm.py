@@ -12,15 +12,6 @@ from training.models.fomm import FOMMModel, KPDetector
 from training.vgg import Vgg19
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 def _build_meta(cfg):
     with torch.device("meta"):
         return build_model(cfg, vgg=Vgg19())

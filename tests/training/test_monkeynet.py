@@ -12,15 +12,6 @@ from training.models import build_model
 from training.models.monkeynet import MonkeyNetModel, gaussian2kp, smallest_singular_value
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pair(b=2, size=64):
     g = torch.Generator().manual_seed(1)
     return torch.rand(b, 3, size, size, generator=g), torch.rand(b, 3, size, size, generator=g)

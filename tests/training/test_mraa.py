@@ -16,15 +16,6 @@ from training.models.mraa import BGMotionPredictor, MRAAModel, heatmap_to_region
 from training.vgg import Vgg19
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rot(angle):
     c, s = math.cos(angle), math.sin(angle)
     return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)

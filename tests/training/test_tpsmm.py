@@ -15,15 +15,6 @@ from training.models.tpsmm import DenseMotionNetwork, KeypointTps, TPSMMModel, d
 from training.vgg import Vgg19
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
-
-
 def _raw(name):
     return yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
 

@@ -17,14 +17,6 @@ from training.train import SyntheticPairs
 from training.trainer import Trainer, TrainOptions
 from training.visualize import draw_keypoints, make_grid
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_config(name: str, **train_overrides):
     """A sample config with ``train`` fields replaced (``loss_weights`` merged key by key)."""
     raw = config_to_dict(load_config(f"{name}-sample-64"))
@@ -58,7 +50,9 @@ def state_of(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def fomm_runs(tmp_path_factory, _single_thread):
+def fomm_runs(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module-scoped: set here, the autouse fixture is per test
     mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("fomm-runs")
     mp.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp / "no-such-vgg19.pth"))
@@ -81,6 +75,7 @@ def fomm_runs(tmp_path_factory, _single_thread):
     yield dict(cfg=cfg, full=full, full_result=full_result, first=first, second=second,
                second_result=second_result, resumed_from=resumed_from, tmp=tmp)
     mp.undo()
+    torch.set_num_threads(threads)
 
 
 def test_exact_resume_gives_identical_weights(fomm_runs):
