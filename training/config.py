@@ -121,6 +121,9 @@ class TrainParams(Strict):
     bg_start: int | None = None  # TPSMM: epoch from which the bg predictor is used
     detach_kp_generator: bool | None = None  # Monkey-Net
     detach_kp_discriminator: bool | None = None  # Monkey-Net
+    # Train the perceptual loss on a randomly initialised VGG-19 when the ImageNet weights are not available.
+    # Off by default: only a config that asks for it (or the --allow-random-vgg flag) may; checkpoints record it.
+    allow_random_vgg: bool = False
 
     @field_validator("epoch_milestones")
     @classmethod

@@ -360,19 +360,20 @@ class Trainer:
             raise ValueError(f"meta must be JSON-serialisable (it goes into every checkpoint): {err}") from None
         self.meta = dict(meta or {})
 
+        allow_random_vgg = options.allow_random_vgg or cfg.train.allow_random_vgg
         seed_everything(options.seed)  # identical initialisation on every rank
         self.vgg = vgg if vgg is not None or model is None else getattr(model, "vgg", None)
         if model is None:
             if self.vgg is None and self._needs_vgg():
                 from training.vgg import load_vgg19
-                self.vgg = load_vgg19(options.vgg_weights, allow_random=options.allow_random_vgg)
+                self.vgg = load_vgg19(options.vgg_weights, allow_random=allow_random_vgg)
             from training.models import build_model
             model = build_model(cfg, vgg=self.vgg)
         self.vgg_pretrained = None if self.vgg is None else bool(getattr(self.vgg, "pretrained", False))
-        if self.vgg_pretrained is False and not options.allow_random_vgg:
+        if self.vgg_pretrained is False and not allow_random_vgg:
             raise ValueError("the perceptual loss would use a randomly initialised VGG-19 (no ImageNet weights "
-                             "loaded); pass allow_random_vgg=True (--allow-random-vgg) to train with it anyway, "
-                             "which is recorded in every checkpoint")
+                             "loaded); set train.allow_random_vgg in the config (or --allow-random-vgg) to train "
+                             "with it anyway, which is recorded in every checkpoint")
         seed_everything(rank_seed(options.seed, self.dist.rank))
 
         model.to(self.device)

@@ -251,12 +251,15 @@ def test_bf16_autocast_step_on_cpu(tmp_path):
 
 
 def test_random_vgg_needs_explicit_permission(tmp_path):
-    cfg = tiny_config("fomm")
+    cfg = tiny_config("fomm", allow_random_vgg=False)
     with pytest.raises(FileNotFoundError, match="VGG-19"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False))
     from training.vgg import Vgg19
     with pytest.raises(ValueError, match="allow_random_vgg"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False), vgg=Vgg19())
+    # The config may ask for it (the offline sample configs do); the checkpoint then records it.
+    allowed = Trainer(tiny_config("fomm"), options(tmp_path / "ok", allow_random_vgg=False), vgg=Vgg19())
+    assert allowed.vgg_pretrained is False and allowed.state_dict()["vgg_pretrained"] is False
 
 
 def test_resume_refuses_another_models_checkpoint(tmp_path):
