@@ -6,6 +6,7 @@ reader (or a resumed run) never sees a half-written file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -85,6 +86,12 @@ class DataRoot:
             with self.fs.open(tmp, mode) as f:
                 yield f
             self.fs.mv(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise OSError(exc.errno, f"{exc.strerror} while writing {path} (nothing was replaced)") from exc
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm(tmp)
