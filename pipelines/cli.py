@@ -59,10 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_status)
 
     from training.animate import add_animate_parser
+    from training.evaluate import add_evaluate_parser
+    from training.leaderboard import add_leaderboard_parser
     from training.model_summary import add_models_parser
 
     add_models_parser(sub)
     add_animate_parser(sub)
+    add_evaluate_parser(sub)
+    add_leaderboard_parser(sub)
     return parser
 
 

@@ -1,0 +1,177 @@
+"""Evaluation of a checkpoint on a tiny test split: artifact, metric files, L1 by hand, extractor cache, bad inputs.
+
+The dataset is test_data's (1 test video x 2 chunks x 8 frames, 64x64, painted frames); the checkpoint is an
+untrained fomm-sample-64 written by the real trainer. The frames hold no person, so mediapipe finds no joint:
+AKD/MKR count no frame (null), which is itself the protocol's rule for frames with no joint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from storage.frames import decode_frame
+from storage.root import DataRoot, sha256_file
+from storage.shards import iter_tar_samples
+from tests.training.test_data import DATASET, N_FRAMES, STARTS, TEST, TRAIN, build_dataset, painted
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import load_config
+from training.data import load_split_index
+from training.evaluate import CACHE, add_evaluate_parser, evaluate_checkpoint, evaluate_videos
+from training.extractors.mediapipe_pose import MediapipePose33
+from training.metrics import FrameCountMismatch
+from training.trainer import Trainer, TrainOptions
+
+KEYS = [f"{TEST[0]}#{s:06d}#{s + N_FRAMES:06d}" for s in STARTS]
+MP = "mediapipe-pose33"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(data root, checkpoint path) shared by the tests: building them is the slow part."""
+    tmp = tmp_path_factory.mktemp("eval")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp / "no-such-vgg19.pth"))  # random VGG, allowed by the config
+    try:
+        root = DataRoot(str(tmp / "data"))
+        build_dataset(root)
+        cfg = load_config("fomm-sample-64")
+        run = tmp / "data" / "runs" / "fomm-sample"
+        trainer = Trainer(cfg, TrainOptions(out_dir=run, max_steps=0, progress=False, allow_random_vgg=True))
+        ckpt = trainer.save()
+    finally:
+        mp.undo()
+    return root, ckpt
+
+
+@pytest.fixture
+def no_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOTIONPIPE_OPENPOSE_WEIGHTS", str(tmp_path / "no-such-openpose.pth"))
+
+
+def _count_extract(monkeypatch) -> list:
+    """Spy on the real mediapipe extractor: records the size of every video it is asked to score."""
+    calls, real = [], MediapipePose33.extract
+
+    def spy(self, frames):
+        calls.append(len(frames))
+        return real(self, frames)
+
+    monkeypatch.setattr(MediapipePose33, "extract", spy)
+    return calls
+
+
+def test_evaluation_outputs_and_cache(world, tmp_path, monkeypatch, no_weights):
+    root, ckpt = world
+    calls = _count_extract(monkeypatch)
+    cache = tmp_path / "cache"
+    res = evaluate_checkpoint(ckpt, root, DATASET, tmp_path / "a", batch_size=3, cache_dir=cache,
+                              extractors=(MP, "mobilenetv2-imagenet", "openpose-coco18"))
+    assert calls == [N_FRAMES] * 4  # real and generated of each chunk
+
+    # the artifact: one PNG sample per chunk, every frame, at the chunk's fps
+    samples = list(iter_tar_samples(DataRoot(str(tmp_path / "a")), str(tmp_path / "a" / "generated.tar")))
+    assert [s.key for s in samples] == KEYS
+    assert all(len(s.frames()) == N_FRAMES and s.meta()["fps"] == 25.0 for s in samples)
+
+    # metrics.json: numbers keyed by label; the missing-weights extractor is skipped with its reason
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    labels = {"L1", f"AKD[{MP}]", f"MKR[{MP}]", "AED[mobilenetv2-imagenet]"}
+    assert set(metrics) == labels | {"per_video_mean"} and set(metrics["per_video_mean"]) == labels
+    assert all(v is None or isinstance(v, float) for v in metrics.values() if not isinstance(v, dict))
+    assert metrics["AED[mobilenetv2-imagenet]"] >= 0 and metrics[f"AKD[{MP}]"] is None  # no person, no joint
+    assert "openpose-coco18" in res.skipped and "no-such-openpose" in res.skipped["openpose-coco18"]
+
+    report = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    prov = report["provenance"]
+    assert prov["checkpoint_sha256"] == sha256_file(ckpt) and prov["config"] == "fomm-sample-64"
+    assert prov["dataset_content_hash"] == load_split_index(root, DATASET, "test").content_hash
+    assert set(prov["extractors"]) == {MP, "mobilenetv2-imagenet"} and "openpose-coco18" in prov["skipped_extractors"]
+    assert prov["motionpipe_version"]
+
+    # per-frame rows, and L1 by hand from the written frames: they are the float output truncated to uint8,
+    # so the float L1 lies within 1/255 of it
+    table = pq.read_table(tmp_path / "a" / "per_frame.parquet").to_pydict()
+    assert len(table["frame"]) == 2 * N_FRAMES and set(labels) <= set(table)
+    per_chunk = []
+    for c, s in enumerate(samples):
+        gen = np.stack([decode_frame(b) for b in s.frames()]).astype(np.float64)
+        real = np.stack([painted(len(TRAIN), c, f) for f in range(N_FRAMES)]).astype(np.float64)
+        per_chunk.append(np.abs(gen - real).mean(axis=(1, 2, 3)) / 255)
+    hand = np.concatenate(per_chunk)
+    assert abs(res.values["L1"] - hand.mean()) < 1 / 255
+    assert np.abs(np.array(table["L1"]) - hand).max() < 1 / 255
+    assert metrics["per_video_mean"]["L1"] == pytest.approx(np.mean([table_l1.mean() for table_l1 in
+                                                                      np.split(np.array(table["L1"]), 2)]))
+
+    # a second model's evaluation reuses the real frames' keypoints: only generated frames are extracted
+    calls.clear()
+    again = evaluate_checkpoint(ckpt, root, DATASET, tmp_path / "b", batch_size=8, cache_dir=cache, extractors=(MP,))
+    assert calls == [N_FRAMES] * 2
+    assert again.values["L1"] == pytest.approx(res.values["L1"], abs=1e-6)  # batching does not change it
+    assert sorted(p.name for p in (cache / MP).iterdir()) == sorted(f"{s.meta()['source_sha256']}.npz"
+                                                                    for s in samples)
+
+
+def test_checkpoint_for_another_resolution_is_refused(world, tmp_path):
+    root, ckpt = world
+    state = load_checkpoint(ckpt)
+    state["config"]["dataset"]["frame_shape"] = [128, 128, 3]
+    other = save_checkpoint(state, tmp_path / "step-000000128.pt")
+    with pytest.raises(ValueError, match=r"128x128 frames.*chunk vidTTTTTTTT#000000#000008.* is 64x64"):
+        evaluate_checkpoint(other, root, DATASET, tmp_path / "out", extractors=(MP,))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change", [-1, +1])
+def test_generated_video_with_another_frame_count_is_an_error(world, tmp_path, change):
+    root, _ = world
+
+    def generate(chunk, real):
+        frames = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 255
+        if change < 0:
+            return [frames[:-1]]
+        return [frames, frames[:1]]
+
+    index = load_split_index(root, DATASET, "test")
+    with pytest.raises(FrameCountMismatch, match=rf"vidTTTTTTTT#000000#000008.*generated has {N_FRAMES + change} "
+                                                 rf"frames but the real chunk has {N_FRAMES}"):
+        evaluate_videos(index, generate, tmp_path / "out", extractors=(MP,))
+    assert not (tmp_path / "out" / "generated.tar").exists()  # nothing half-written is published
+
+
+def test_videos_identical_to_the_real_ones_score_zero(world, tmp_path):
+    root, _ = world
+    index = load_split_index(root, DATASET, "test")
+    res = evaluate_videos(index, lambda chunk, real: [torch.from_numpy(real).permute(0, 3, 1, 2)], tmp_path / "o",
+                          extractors=("mobilenetv2-imagenet",), max_chunks=1)
+    assert res.n_chunks == 1 and res.n_frames == N_FRAMES
+    assert res.values["L1"] == 0.0 and res.values["AED[mobilenetv2-imagenet]"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser(prog="motionpipe")
+    add_evaluate_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["evaluate", *argv])
+    return args.func(args)
+
+
+def test_cli_finds_the_newest_checkpoint_and_refuses_bad_ones(world, tmp_path, capsys):
+    root, ckpt = world
+    data = root.base
+    assert _cli(["fomm", "--dataset", DATASET, "--data-root", data, "--max-chunks", "1", "--extractors", MP]) == 0
+    out = f"{data}/evaluations/{DATASET}/fomm-sample-64"
+    assert json.loads(open(f"{out}/evaluation.json").read())["provenance"]["checkpoint"] == str(ckpt.resolve())
+    assert len(pq.read_table(f"{out}/per_frame.parquet")) == N_FRAMES
+    assert len(list(Path(data, "evaluations", DATASET, CACHE, MP).glob("*.npz"))) == 1  # shared by all models
+    assert "L1" in capsys.readouterr().out
+
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of mraa on sample under .*runs/mraa-sample"):
+        _cli(["mraa", "--dataset", DATASET, "--data-root", data])
+    with pytest.raises(ValueError, match=r"holds a fomm model \(config 'fomm-sample-64'\), not 'mraa'"):
+        _cli(["mraa", "--dataset", DATASET, "--data-root", data, "--checkpoint", str(ckpt)])

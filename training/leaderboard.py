@@ -1,0 +1,261 @@
+"""Our evaluation numbers beside the papers': one row per dataset x model x metric label.
+
+A published number is shown as comparable only when our label names the extractor the paper used
+(``AKD[openpose-coco18]``, ``AED[reid-resnet50-market1501]``, plain ``L1``); a number from another extractor
+(``AKD[mediapipe-pose33]``) is kept in the table but marked "not comparable (extractor X)" and gets no difference,
+so an offline stand-in is never read as a reproduction or a regression.
+
+Input: each evaluation's ``metrics.json`` (labels -> numbers, plus ``model``, ``dataset`` and provenance), found at
+``<data-root>/evaluations/<run>/metrics.json`` by ``motionpipe leaderboard``.
+Output: ``leaderboard.md`` and ``leaderboard.json`` (DVC metrics: nested dict of numbers only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from storage.root import DataRoot
+from training.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
+
+EVALUATIONS_DIR = "evaluations"
+METRICS_FILE = "metrics.json"
+LEADERBOARD_DIR = "leaderboard"
+_LABEL = re.compile(r"^(?P<metric>L1|AKD|MKR|AED)(?:\[(?P<extractor>[A-Za-z0-9_.-]+)\])?$")
+
+
+class LeaderboardInputError(ValueError):
+    """A metrics.json that cannot be placed on the leaderboard; the message names it and why."""
+
+
+def parse_label(label: str) -> tuple[str, str | None] | None:
+    """``AKD[openpose-coco18]`` -> ("AKD", "openpose-coco18"); ``L1`` -> ("L1", None); anything else -> None."""
+    m = _LABEL.match(label)
+    return (m["metric"], m["extractor"]) if m else None
+
+
+def method_of(model: str) -> str:
+    """The published method a model name refers to: "fomm-taichi-256" -> "fomm"; unknown names stay as they are."""
+    head = model.split("-", 1)[0].lower()
+    return head if head in METHODS else model
+
+
+@dataclass(frozen=True)
+class Row:
+    dataset: str
+    model: str
+    label: str  # our label, or the paper's label when we did not measure it
+    ours: float | None
+    published: PublishedResult | None  # the paper's number for this metric (whatever the extractor)
+    comparable: bool
+
+    @property
+    def metric(self) -> str:
+        return parse_label(self.label)[0]
+
+    @property
+    def extractor(self) -> str | None:
+        return parse_label(self.label)[1]
+
+    @property
+    def difference(self) -> float | None:
+        """ours - published; positive means worse than the paper (every metric is lower-is-better)."""
+        if self.comparable and self.ours is not None and self.published is not None:
+            return self.ours - self.published.value
+        return None
+
+    @property
+    def status(self) -> str:
+        if self.published is None:
+            return "not published"
+        if self.ours is None:
+            return "not measured"
+        if not self.comparable:
+            return f"not comparable (extractor {self.extractor})"
+        return "comparable"
+
+
+def _number(value: Any) -> float | None:
+    """A metric value: a number, or a MetricResult summary dict {"value": ...}; NaN/None -> None."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def _rows_for(result: dict, where: str) -> list[Row]:
+    for key in ("model", "dataset"):
+        if not isinstance(result.get(key), str) or not result[key]:
+            raise LeaderboardInputError(f"{where}: missing or empty {key!r}")
+    dataset, model = result["dataset"], result["model"]
+    method = method_of(model)
+    rows: list[Row] = []
+    measured_paper_labels: set[str] = set()
+    for key in sorted(result):
+        parsed = parse_label(key)
+        if parsed is None:
+            continue  # provenance
+        metric, extractor = parsed
+        raw = result[key]
+        if raw is not None and not isinstance(raw, (int, float, dict)) or isinstance(raw, bool):
+            raise LeaderboardInputError(f"{where}: {key} is not a number: {raw!r}")
+        value = _number(raw)
+        pub = primary(dataset, method, metric)
+        comparable = pub is not None and extractor == PAPER_EXTRACTOR[metric]
+        if comparable:
+            measured_paper_labels.add(key)
+        rows.append(Row(dataset, model, key, value, pub, comparable))
+    # the paper's numbers we did not measure like-for-like still appear, so the table shows the target
+    for pub in published(dataset, method, primary_only=True):
+        if pub.label not in measured_paper_labels and pub.label not in result:
+            rows.append(Row(dataset, model, pub.label, None, pub, True))
+    return rows
+
+
+@dataclass
+class Leaderboard:
+    rows: list[Row] = field(default_factory=list)
+
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.rows})
+
+    def row(self, dataset: str, model: str, label: str) -> Row:
+        for r in self.rows:
+            if (r.dataset, r.model, r.label) == (dataset, model, label):
+                return r
+        raise KeyError(f"no leaderboard row for {dataset}/{model}/{label}")
+
+    def to_dict(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """dataset -> model -> label -> {ours, published, difference}: numbers only (DVC metrics)."""
+        out: dict = {}
+        for r in self.rows:
+            entry: dict[str, float] = {}
+            if r.ours is not None:
+                entry["ours"] = r.ours
+            if r.published is not None and r.comparable:
+                entry["published"] = r.published.value
+            if r.difference is not None:
+                entry["difference"] = r.difference
+            if entry:
+                out.setdefault(r.dataset, {}).setdefault(r.model, {})[r.label] = entry
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = ["# Leaderboard: video reconstruction", "",
+                 "Lower is better. Difference = ours - published (positive: worse than the paper). A published "
+                 "number is compared only when our extractor is the paper's (AKD/MKR: openpose-coco18, "
+                 "AED: reid-resnet50-market1501).", ""]
+        for dataset in self.datasets():
+            lines += [f"## {dataset}", "", "| model | metric | ours | published | difference | source / note |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for r in sorted((r for r in self.rows if r.dataset == dataset), key=_order):
+                diff = "—" if r.difference is None else f"{r.difference:+.4g}"
+                if r.published is None:
+                    pub, note = "—", r.status
+                elif not r.comparable:  # the paper's number stands on its own row, never beside this one
+                    pub, note = r.status, ""
+                else:
+                    pub = f"{r.published.value:g}"
+                    note = r.published.source + ("; not measured" if r.ours is None else "")
+                lines.append(f"| {r.model} | {r.label} | {_fmt(r.ours)} | {pub} | {diff} | {note} |")
+            lines.append("")
+        if not self.rows:
+            lines.append("No evaluations found.")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def write(self, out_dir: str) -> dict[str, str]:
+        """Write leaderboard.md and leaderboard.json atomically under out_dir (a folder or fsspec URL)."""
+        root = DataRoot(out_dir)
+        paths = {"markdown": root.path("leaderboard.md"), "json": root.path("leaderboard.json")}
+        root.write_bytes(paths["markdown"], self.to_markdown().encode())
+        root.write_bytes(paths["json"], self.to_json().encode())
+        return paths
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if abs(v) >= 1 else f"{v:.4f}"
+
+
+_METRIC_ORDER = {"L1": 0, "AKD": 1, "MKR": 2, "AED": 3}
+
+
+def _order(r: Row) -> tuple:
+    return (r.model, _METRIC_ORDER[r.metric], r.extractor or "")
+
+
+def build_leaderboard(results: Iterable[dict], sources: Iterable[str] | None = None) -> Leaderboard:
+    """One Leaderboard from evaluations' metrics.json contents; sources name them in errors (default: index)."""
+    results = list(results)
+    names = list(sources) if sources is not None else [f"result #{i}" for i in range(len(results))]
+    rows: list[Row] = []
+    seen: dict[tuple[str, str], str] = {}
+    for result, where in zip(results, names):
+        if not isinstance(result, dict):
+            raise LeaderboardInputError(f"{where}: expected a JSON object, got {type(result).__name__}")
+        new = _rows_for(result, where)
+        key = (result["dataset"], result["model"])
+        if key in seen:
+            raise LeaderboardInputError(f"{where}: a second result for dataset {key[0]!r} model {key[1]!r} "
+                                        f"(first: {seen[key]}); keep one evaluation per dataset and model")
+        seen[key] = where
+        rows += new
+    return Leaderboard(rows)
+
+
+def collect_results(root: DataRoot) -> tuple[list[dict], list[str]]:
+    """Every evaluation under ``<root>/evaluations/`` (``<dataset>/<config>/metrics.json`` as `motionpipe evaluate`
+    writes them, or ``<run>/metrics.json``), in path order. The model and dataset come from the sibling
+    ``evaluation.json`` provenance when the metrics file itself (numbers only, for DVC) does not name them."""
+    paths = sorted({*root.fs.glob(root.path(EVALUATIONS_DIR, "*", METRICS_FILE)),
+                    *root.fs.glob(root.path(EVALUATIONS_DIR, "*", "*", METRICS_FILE))})
+    results = []
+    for path in paths:
+        try:
+            result = json.loads(root.read_bytes(path))
+            sibling = path.rpartition("/")[0] + "/evaluation.json"
+            if ("model" not in result or "dataset" not in result) and root.exists(sibling):
+                provenance = json.loads(root.read_bytes(sibling)).get("provenance", {})
+                result.setdefault("model", provenance.get("config") or provenance.get("model"))
+                result.setdefault("dataset", provenance.get("dataset"))
+        except json.JSONDecodeError as exc:
+            raise LeaderboardInputError(f"{path}: not valid JSON ({exc})") from None
+        results.append(result)
+    return results, [str(p) for p in paths]
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("leaderboard", help="tabulate every evaluation beside the published numbers")
+    p.add_argument("--data-root", default=None,
+                   help="local folder or fsspec URL (default: $MOTIONPIPE_DATA_ROOT or ./data); evaluations are "
+                        "read from <data-root>/evaluations/<dataset>/<config>/metrics.json")
+    p.add_argument("--out", default=None, help="output folder (default: <data-root>/leaderboard)")
+    p.set_defaults(func=leaderboard_command)
+    return p
+
+
+def leaderboard_command(args: argparse.Namespace) -> int:
+    root = DataRoot.from_env(args.data_root)
+    results, sources = collect_results(root)
+    if not results:
+        raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
+    board = build_leaderboard(results, sources)
+    out = args.out or root.path(LEADERBOARD_DIR)
+    if args.out is None and not root.is_local:
+        out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
+    paths = board.write(out)
+    print(board.to_markdown())
+    print(f"wrote {paths['markdown']} and {paths['json']}")
+    return 0
