@@ -272,3 +272,8 @@ def read_rows(root: DataRoot, path: str, row_type: type[Row]) -> list[Row]:
         except (TypeError, ValueError) as exc:
             raise CatalogError(f"{path}: row {i}: {exc}") from exc
     return rows
+
+
+def read_records(root: DataRoot, path: str) -> list[dict]:
+    """A Parquet file's rows as plain dicts, or [] when the file does not exist yet (nothing built)."""
+    return read_table(root, path).to_pylist() if root.exists(path) else []

@@ -5,10 +5,9 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
-
 from assets.dataset_config import DatasetConfig
 from storage import paths
+from storage.catalog import read_records
 from storage.root import DataRoot
 
 
@@ -69,17 +68,10 @@ def check_catalog_matches_shards(chunks: list[dict], samples: list[dict]) -> Che
     return CheckResult("catalog_matches_shards", not problems, len(chunks), problems)
 
 
-def _read_rows(root: DataRoot, path: str) -> list[dict]:
-    if not root.exists(path):
-        return []
-    with root.fs.open(path, "rb") as f:
-        return pq.read_table(f).to_pylist()
-
-
 def run_checks(cfg: DatasetConfig, root: DataRoot) -> list[CheckResult]:
     from storage.shards import shard_samples, verify_shards
 
-    chunks = _read_rows(root, paths.catalog_path(root, cfg.name, "chunks"))
+    chunks = read_records(root, paths.catalog_path(root, cfg.name, "chunks"))
     shards_dir = paths.shards_dir(root, cfg.name)
     integrity = verify_shards(root, shards_dir)
     matches = check_catalog_matches_shards(chunks, shard_samples(root, shards_dir))

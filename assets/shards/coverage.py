@@ -5,10 +5,9 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-import pyarrow.parquet as pq
-
 from assets.dataset_config import DatasetConfig
 from storage import paths
+from storage.catalog import read_records
 from storage.root import DataRoot
 
 
@@ -28,20 +27,13 @@ class Coverage:
     built: bool = False
 
 
-def _read(root: DataRoot, path: str) -> list[dict]:
-    if not root.exists(path):
-        return []
-    with root.fs.open(path, "rb") as f:
-        return pq.read_table(f).to_pylist()
-
-
 def compute_coverage(cfg: DatasetConfig, root: DataRoot, write: bool = False) -> Coverage:
     cov = Coverage(cfg.name)
-    manifest_videos = _read(root, paths.manifest_path(root, cfg.name, "videos"))
-    manifest_clips = _read(root, paths.manifest_path(root, cfg.name, "clips"))
-    cov.manifest_rows_rejected = len(_read(root, paths.manifest_path(root, cfg.name, "errors")))
-    videos = {v["video_id"]: v for v in _read(root, paths.catalog_path(root, cfg.name, "videos"))}
-    chunks = _read(root, paths.catalog_path(root, cfg.name, "chunks"))
+    manifest_videos = read_records(root, paths.manifest_path(root, cfg.name, "videos"))
+    manifest_clips = read_records(root, paths.manifest_path(root, cfg.name, "clips"))
+    cov.manifest_rows_rejected = len(read_records(root, paths.manifest_path(root, cfg.name, "errors")))
+    videos = {v["video_id"]: v for v in read_records(root, paths.catalog_path(root, cfg.name, "videos"))}
+    chunks = read_records(root, paths.catalog_path(root, cfg.name, "chunks"))
     cov.built = bool(videos)
     cov.videos_total = len(manifest_videos)
     if manifest_clips:
