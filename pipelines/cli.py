@@ -63,10 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     from training.leaderboard import add_leaderboard_parser
     from training.model_summary import add_models_parser
 
+    from pipelines.lineage import add_lineage_parser
+
     add_models_parser(sub)
     add_animate_parser(sub)
     add_evaluate_parser(sub)
     add_leaderboard_parser(sub)
+    add_lineage_parser(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -123,6 +124,30 @@ def build_avd_stage(cfg: Config, main_checkpoint: str | Path):
     raise ValueError(f"{cfg.model} has no AVD stage (only mraa and tpsmm)")
 
 
+def config_hash(cfg: Config) -> str:
+    """sha256 of the validated config (sorted JSON): the same settings give the same hash wherever they came from."""
+    import hashlib
+    import json
+
+    from training.config import config_to_dict
+    return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    """The code's git commit (with '-dirty' for uncommitted changes), or None outside a git checkout."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 def dataset_lineage(cfg: Config, data_root: str) -> dict:
     """What the run trains on: data root, dataset, and the shard set's content hash."""
     from storage.paths import shards_dir
@@ -218,7 +243,8 @@ def main(argv=None) -> int:
             progress=not args.no_progress, sync_batchnorm=not args.no_sync_bn, find_unused_parameters=find_unused,
             allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights)
         meta = {"lineage": lineage, "global_batch": batch * ctx.world_size, "world_size": ctx.world_size,
-                "argv": sys.argv[1:] if argv is None else list(argv), "init": args.init}
+                "argv": sys.argv[1:] if argv is None else list(argv), "init": args.init,
+                "config_hash": config_hash(cfg), "git_commit": git_commit()}
         try:
             from motionpipe_version import __version__
             meta["motionpipe_version"] = __version__

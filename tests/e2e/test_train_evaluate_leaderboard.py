@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main as motionpipe
@@ -36,3 +37,14 @@ def test_brief_training_then_evaluation_then_leaderboard(sample_videos, tmp_path
     board = json.loads((root / "leaderboard/leaderboard.json").read_text())
     assert board["sample"]["fomm-sample-64"]["L1"]["ours"] == pytest.approx(metrics["L1"])
     assert "AED[mobilenetv2-imagenet]" in (root / "leaderboard/leaderboard.md").read_text()
+
+    # Lineage: the checkpoint names exactly the train chunks it saw, their videos, and the scores made with it.
+    from pipelines.lineage import lineage_of
+
+    trail = lineage_of(str(checkpoint))
+    train_chunks = sorted(c["chunk_id"] for c in pq.read_table(root / "datasets/sample/catalog/chunks.parquet")
+                          .to_pylist() if c["split"] == "train")
+    assert trail["chunks"] == train_chunks and trail["shards_now"]["matches_checkpoint"]
+    assert {v["video_id"] for v in trail["videos"]} == {c.split("#")[0] for c in train_chunks}
+    assert trail["config_hash"] and trail["evaluations"][0]["scores"]["L1"] == pytest.approx(metrics["L1"])
+    assert lineage_of(str(root / "evaluations/sample/fomm-sample-64"))["sha256"] == trail["sha256"]
