@@ -21,6 +21,7 @@ AVD-stage checkpoint; an official one needs ``--config`` and goes through ``trai
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import itertools
@@ -76,19 +77,20 @@ def _relative_matrix(d: torch.Tensor, d0: torch.Tensor, s: torch.Tensor) -> torc
     return d.float() @ inverse_2x2(d0) @ s.float()
 
 
-class MotionAdapter:
+class MotionAdapter(abc.ABC):
     """How one model's motion parameters are detected, used to generate, and made relative."""
     points_key = "value"  # the (B, N, 2) locations: moved in relative mode, their hull gives the scale
     matrix_key: str | None = None  # the (B, N, 2, 2) local linear motions (relative: J_d J_d0^-1 J_s)
     has_avd = False
 
+    @abc.abstractmethod
     def detect(self, model: nn.Module, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The model's motion parameters of (B, C, H, W) frames."""
 
+    @abc.abstractmethod
     def generate(self, model: nn.Module, source: torch.Tensor, src: dict, drv: dict,
                  driving: torch.Tensor | None = None) -> torch.Tensor:
         """Prediction (B, C, H, W); ``driving`` is given in reconstruction (enables the background motion)."""
-        raise NotImplementedError
 
     def relative(self, src: dict, drv: dict, drv0: dict, scale: float, use_relative_jacobian: bool) -> dict:
         out = dict(drv)

@@ -40,6 +40,13 @@ class RandomTps:
         self.control_params = sigma_tps * params  # (B, P)
 
     @classmethod
+    def for_batch(cls, params, batch: torch.Tensor) -> "RandomTps":
+        """One random transform per sample of `batch`, drawn with a config's `transform` params (sigma_affine,
+        sigma_tps, points_tps, kernel) on the batch's device: the equivariance losses' transform."""
+        return cls(batch.shape[0], params.sigma_affine, params.sigma_tps, params.points_tps, kernel=params.kernel,
+                   device=batch.device)
+
+    @classmethod
     def from_params(cls, theta: torch.Tensor, control_params: torch.Tensor, points_tps: int,
                     kernel: str = "l1") -> "RandomTps":
         """Build a transform with given theta (B, 2, 3) and TPS coefficients (B, points_tps^2)."""

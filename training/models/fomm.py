@@ -365,9 +365,7 @@ class FOMMModel(nn.Module):
                                                  for s in d_fake)
 
         if w.equivariance_value or w.equivariance_jacobian:
-            t = self.train_params.transform
-            transform = RandomTps(driving.shape[0], t.sigma_affine, t.sigma_tps, t.points_tps, kernel=t.kernel,
-                                  device=driving.device)
+            transform = RandomTps.for_batch(self.train_params.transform, driving)
             transformed_frame = transform.transform_frame(driving)
             kp_t = self.kp_detector(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_kp=kp_t)

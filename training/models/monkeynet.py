@@ -246,6 +246,14 @@ class MovementEmbedding(nn.Module):
         return out.flatten(1, 2)  # (B, K' * F, h, w)
 
 
+def movement_embedding(num_kp: int, num_channels: int, kp_variance, params: "EmbeddingParams | dict | None"):
+    """The optional keypoint-movement embedding of the generator / discriminator inputs (None when not configured)."""
+    if params is None:
+        return None
+    kwargs = params.model_dump() if hasattr(params, "model_dump") else dict(params)
+    return MovementEmbedding(num_kp, num_channels, kp_variance, **kwargs)
+
+
 class DenseMotionModule(nn.Module):
     """Flow = grid + sum_k mask_k * shift_k + correction, with masks over the K keypoints and a background."""
 
@@ -340,12 +348,8 @@ class MotionTransferGenerator(nn.Module):
         super().__init__()
         self.interpolation_mode = "nearest" if interpolation_mode == "nearest" else "bilinear"
         self.appearance_encoder = Encoder(block_expansion, num_channels, num_blocks, max_features)
-        self.kp_embedding = None
-        extra = 0
-        if kp_embedding is not None:
-            ke = kp_embedding.model_dump() if hasattr(kp_embedding, "model_dump") else dict(kp_embedding)
-            self.kp_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, **ke)
-            extra = self.kp_embedding.out_channels
+        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding)
+        extra = self.kp_embedding.out_channels if self.kp_embedding is not None else 0
         self.dense_motion_module = None  # None: identity flow (the official IdentityDeformation)
         if dense_motion is not None:
             dm = dense_motion.model_dump() if hasattr(dense_motion, "model_dump") else dict(dense_motion)
@@ -409,12 +413,8 @@ class Discriminator(nn.Module):
                  kp_embedding: EmbeddingParams | dict | None = None):
         super().__init__()
         self.scale_factor = scale_factor
-        self.kp_embedding = None
-        extra = 0
-        if kp_embedding is not None:
-            ke = kp_embedding.model_dump() if hasattr(kp_embedding, "model_dump") else dict(kp_embedding)
-            self.kp_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, **ke)
-            extra = self.kp_embedding.out_channels
+        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding)
+        extra = self.kp_embedding.out_channels if self.kp_embedding is not None else 0
         blocks = []
         for i in range(num_blocks):
             cin = num_channels + extra if i == 0 else min(max_features, block_expansion * 2 ** i)

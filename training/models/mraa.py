@@ -390,9 +390,7 @@ class MRAAModel(nn.Module):
                                                            self.train_params.scales, w.perceptual)
 
         if w.equivariance_shift or w.equivariance_affine:
-            t = self.train_params.transform
-            transform = RandomTps(driving.shape[0], t.sigma_affine, t.sigma_tps, t.points_tps, kernel=t.kernel,
-                                  device=driving.device)
+            transform = RandomTps.for_batch(self.train_params.transform, driving)
             transformed_frame = transform.transform_frame(driving)
             trn = self.region_predictor(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_region_params=trn)

@@ -531,9 +531,7 @@ class TPSMMModel(nn.Module):
                                                            self.train_params.scales, w.perceptual)
 
         if w.equivariance_value:
-            t = self.train_params.transform
-            transform = RandomTps(driving.shape[0], t.sigma_affine, t.sigma_tps, t.points_tps, kernel=t.kernel,
-                                  device=driving.device)
+            transform = RandomTps.for_batch(self.train_params.transform, driving)
             with fp32(driving):
                 transformed_frame = transform.transform_frame(driving.float())
             kp_t = self.kp_detector(transformed_frame)
