@@ -192,6 +192,7 @@ class Animator:
         self.frame_size = cfg.frame_size  # (H, W)
         p = cfg.model_params
         self.channels = p.num_channels if cfg.model == "mraa" else p.common.num_channels
+        self.lineage: dict = {}  # what made the checkpoint (config hash, git commit, dataset version, ...)
 
     def _autocast(self):
         if not self.bf16:
@@ -323,7 +324,11 @@ def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | Non
         model, avd = loaded.model, loaded.avd
     if avd_checkpoint is not None:
         avd = _load_avd(avd_checkpoint, cfg)
-    return Animator(cfg, model, avd, device=device, bf16=bf16)
+    animator = Animator(cfg, model, avd, device=device, bf16=bf16)
+    meta = ckpt.get("meta", {}) if is_motionpipe_checkpoint(ckpt) else {}
+    animator.lineage = ({k: meta.get(k) for k in ("config_hash", "git_commit", "motionpipe_version", "lineage")}
+                        | {"step": ckpt.get("step")} if meta else {"official_checkpoint": True})
+    return animator
 
 
 def _load_avd(path, cfg) -> nn.Module:

@@ -257,3 +257,11 @@ def load_config(path: str | Path) -> Config:
 def config_to_dict(cfg: Config) -> dict:
     """Plain-python form of a config (for checkpoints and hashing)."""
     return cfg.model_dump(mode="json")
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 of the validated config (sorted JSON): the same settings give the same hash wherever they came from."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]

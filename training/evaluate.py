@@ -90,16 +90,26 @@ class EvaluationResult:
 # ---- extractors and their cache --------------------------------------------------------------------------------------
 
 
+def default_extractor_workers() -> int:
+    """Processes for one-image-per-call extractors (mediapipe): half the cores, at most 8 (the rest decode, write
+    the artifact and drive the model)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def open_extractors(names: Sequence[str], device: str | torch.device = "cpu",
-                    weights: Mapping[str, str | os.PathLike] | None = None) -> tuple[dict[str, Extractor], dict]:
+                    weights: Mapping[str, str | os.PathLike] | None = None,
+                    workers: int | None = None) -> tuple[dict[str, Extractor], dict]:
     """(name -> ready extractor, name -> reason skipped). Unknown names are an error; missing weights a skip."""
     ready, skipped = {}, {}
+    workers = default_extractor_workers() if workers is None else workers
     for name in dict.fromkeys(names):
         extractor_spec(name)  # unknown name: KeyError listing the known ones
         cls_params = _constructor_params(name)
         kwargs = {}
         if "device" in cls_params:
             kwargs["device"] = device
+        if "workers" in cls_params:
+            kwargs["workers"] = workers
         if weights and name in weights:
             kwargs["weights"] = weights[name]
         try:
@@ -322,10 +332,21 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
         return animator.reconstruct(list(real), batch_size=batch_size)
 
     prov = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha256_file(checkpoint),
-            "model": cfg.model, "config": cfg.name, "trained_on": cfg.dataset.name, "bf16": bf16}
+            "model": cfg.model, "config": cfg.name, "trained_on": cfg.dataset.name, "bf16": bf16,
+            "checkpoint_lineage": animator.lineage, "dataset_version": _dataset_version(root, dataset)}
     return evaluate_videos(index, generate, out_dir, extractors=extractors, device=device, batch_size=batch_size,
                            max_chunks=max_chunks, cache_dir=cache_dir, provenance=prov,
                            extractor_weights=extractor_weights)
+
+
+def _dataset_version(root: DataRoot, dataset: str) -> dict:
+    from storage.dataset_version import dataset_version
+    state = Path(root.base) / "cache" / "dvc-state" if root.is_local else None
+    try:
+        return dataset_version(root, dataset, state_dir=state).to_dict()
+    except FileNotFoundError as exc:  # shards without a catalog (made by hand): say what is missing
+        log.warning("dataset version of %s incomplete: %s", dataset, exc)
+        return {"dataset": dataset, "incomplete": str(exc)}
 
 
 # ---- command line ----------------------------------------------------------------------------------------------------
@@ -340,13 +361,17 @@ def evaluations_dir(data_root: Path, dataset: str) -> Path:
 
 
 def newest_checkpoint(data_root: Path, model: str, dataset: str) -> Path:
+    """The published checkpoint (``models/<dataset>/<model>/main.pt``), else the newest of a hand-made run."""
     from training.checkpoint import list_checkpoints
 
+    published = data_root / "models" / dataset / model / "main.pt"
+    if published.is_file():
+        return published
     folder = run_dir(data_root, model, dataset) / "checkpoints"
     found = list_checkpoints(folder)
     if not found:
-        raise FileNotFoundError(f"no checkpoint of {model} on {dataset} under {folder}: train it first "
-                                f"(motionpipe train) or pass --checkpoint")
+        raise FileNotFoundError(f"no checkpoint of {model} on {dataset}: neither {published} nor one under "
+                                f"{folder}; train it first (motionpipe train) or pass --checkpoint")
     return found[-1]
 
 
@@ -359,10 +384,13 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="checkpoint (default: the newest under <data-root>/runs/<model>-<dataset>/checkpoints)")
     p.add_argument("--config", default=None, help="config name or YAML, for an official checkpoint")
     p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
-    p.add_argument("--out", default=None, help="output folder (default: <data-root>/evaluations/<dataset>/<config>)")
-    p.add_argument("--max-chunks", type=int, default=None, help="score only the first N test chunks")
-    p.add_argument("--extractors", nargs="+", default=list(DEFAULT_EXTRACTORS), help="extractor names")
-    p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
+    p.add_argument("--out", default=None, help="output folder (default: <data-root>/evaluations/<dataset>/<model>)")
+    p.add_argument("--max-chunks", type=int, default=None,
+                   help="score only the first N test chunks (default: params.yaml's eval_max_chunks)")
+    p.add_argument("--extractors", nargs="+", default=None,
+                   help=f"extractor names (default: params.yaml's for the dataset, else {' '.join(DEFAULT_EXTRACTORS)})")
+    p.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default: params.yaml's)")
+    p.add_argument("--params", default=None, help="run settings file (default: the project's params.yaml)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the model")
     p.set_defaults(func=evaluate_command)
@@ -380,10 +408,13 @@ def evaluate_command(args) -> int:
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     _check_model(checkpoint, args.model, args.config)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    name = Path(args.config).stem if args.config else _config_name(checkpoint) or args.model
-    out = Path(args.out) if args.out else evaluations_dir(base, args.dataset) / name
-    result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=args.extractors, device=device,
-                                 batch_size=args.batch_size, max_chunks=args.max_chunks, config=args.config,
+    out = Path(args.out) if args.out else evaluations_dir(base, args.dataset) / args.model
+    settings = run_settings(args.params, args.dataset)
+    extractors = args.extractors or list(settings.get("extractors") or DEFAULT_EXTRACTORS)
+    max_chunks = args.max_chunks if args.max_chunks is not None else settings.get("eval_max_chunks")
+    batch_size = args.batch_size or settings.get("eval_batch_size") or 16
+    result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
+                                 batch_size=batch_size, max_chunks=max_chunks, config=args.config,
                                  cache_dir=evaluations_dir(base, args.dataset) / CACHE, bf16=args.bf16)
     for label, r in result.metrics.items():
         value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"
@@ -394,10 +425,16 @@ def evaluate_command(args) -> int:
     return 0
 
 
-def _config_name(checkpoint: Path) -> str | None:
-    from training.convert import is_motionpipe_checkpoint, read_checkpoint
-    state = read_checkpoint(checkpoint)
-    return state["config"].get("name") if is_motionpipe_checkpoint(state) else None
+def run_settings(params_file: str | None, dataset: str) -> dict:
+    """The dataset's evaluation settings in params.yaml (the file `dvc repro` and the Dagster assets use), if any."""
+    import yaml
+
+    path = Path(params_file) if params_file else Path(__file__).resolve().parents[1] / "params.yaml"
+    if not path.is_file():
+        if params_file:
+            raise FileNotFoundError(f"run settings not found: {path}")
+        return {}
+    return ((yaml.safe_load(path.read_text()) or {}).get("datasets") or {}).get(dataset) or {}
 
 
 def _check_model(checkpoint: Path, model: str, config: str | None) -> None:

@@ -242,9 +242,11 @@ def add_samples_parser(subparsers) -> argparse.ArgumentParser:
                    help="models (default: every model with a published or run checkpoint on the dataset)")
     p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
     p.add_argument("--out", default=None, help="output folder (default: <data-root>/samples/<dataset>)")
-    p.add_argument("--pairs", type=int, default=4, help="number of (source, driving) pairs")
+    p.add_argument("--pairs", type=int, default=None,
+                   help="number of (source, driving) pairs (default: params.yaml's sample_pairs, else 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair choice")
-    p.add_argument("--max-frames", type=int, default=None, help="keep only the first N driving frames")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="keep only the first N driving frames (default: params.yaml's sample_max_frames)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--no-input-keypoints", dest="input_keypoints", action="store_false",
@@ -267,8 +269,12 @@ def samples_command(args) -> int:
     models = [find_model_checkpoints(base, name, args.dataset) for name in names]
     out = args.out or paths.samples_dir(root, args.dataset)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rendered = render_samples(root, args.dataset, models, out, n_pairs=args.pairs, seed=args.seed, device=device,
-                              max_frames=args.max_frames, batch_size=args.batch_size,
+    from training.evaluate import run_settings
+    settings = run_settings(None, args.dataset)  # the same settings as the Dagster asset and `dvc repro`
+    pairs = args.pairs or settings.get("sample_pairs") or 4
+    max_frames = args.max_frames or settings.get("sample_max_frames")
+    rendered = render_samples(root, args.dataset, models, out, n_pairs=pairs, seed=args.seed, device=device,
+                              max_frames=max_frames, batch_size=args.batch_size,
                               input_keypoints=args.input_keypoints)
     for m in models:
         print(f"{m.name}: {m.main}" + (f" + AVD {m.avd}" if m.avd else " (no AVD checkpoint: relative mode only)"))

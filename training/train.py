@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from training.checkpoint import latest_checkpoint, load_checkpoint, load_networks
-from training.config import Config, load_config
+from training.config import Config, config_hash, load_config
 from training.trainer import DistContext, Schedule, Trainer, TrainOptions, init_distributed, shutdown_distributed
 
 log = logging.getLogger("motionpipe.train")
@@ -124,15 +124,6 @@ def build_avd_stage(cfg: Config, main_checkpoint: str | Path):
     raise ValueError(f"{cfg.model} has no AVD stage (only mraa and tpsmm)")
 
 
-def config_hash(cfg: Config) -> str:
-    """sha256 of the validated config (sorted JSON): the same settings give the same hash wherever they came from."""
-    import hashlib
-    import json
-
-    from training.config import config_to_dict
-    return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def git_commit() -> str | None:
     """The code's git commit (with '-dirty' for uncommitted changes), or None outside a git checkout."""
     import subprocess
@@ -149,14 +140,25 @@ def git_commit() -> str | None:
 
 
 def dataset_lineage(cfg: Config, data_root: str) -> dict:
-    """What the run trains on: data root, dataset, and the shard set's content hash."""
-    from storage.paths import shards_dir
+    """What the run trains on: data root, dataset, and its version (shards' content and DVC hashes, the manifest's
+    sha256, catalog row counts)."""
+    from storage.dataset_version import dataset_version
     from storage.root import DataRoot
-    from storage.shards import read_shard_manifest
     root = DataRoot(data_root)
-    manifest = read_shard_manifest(root, shards_dir(root, cfg.dataset.name))
+    state = Path(root.base) / "cache" / "dvc-state" if root.is_local else None
+    try:
+        version = dataset_version(root, cfg.dataset.name, state_dir=state)
+    except FileNotFoundError as exc:  # shards without a catalog (made by hand): record what there is
+        from storage.paths import shards_dir
+        from storage.shards import read_shard_manifest
+        log.warning("dataset version of %s incomplete: %s", cfg.dataset.name, exc)
+        manifest = read_shard_manifest(root, shards_dir(root, cfg.dataset.name))
+        return {"data_root": root.url, "dataset": cfg.dataset.name, "split": "train",
+                "shards_content_hash": manifest.content_hash, "n_shards": len(manifest.shards),
+                "version": {"dataset": cfg.dataset.name, "incomplete": str(exc)}}
     return {"data_root": root.url, "dataset": cfg.dataset.name, "split": "train",
-            "shards_content_hash": manifest.content_hash, "n_shards": len(manifest.shards)}
+            "shards_content_hash": version.shards_content_hash, "n_shards": version.n_shards,
+            "version": version.to_dict()}
 
 
 def build_data(args, cfg: Config, schedule: Schedule, ctx: DistContext, batch: int):
@@ -173,7 +175,7 @@ def build_data(args, cfg: Config, schedule: Schedule, ctx: DistContext, batch: i
     data = build_loader(cfg, DataRoot(args.data_root), "train", batch_size=batch, num_workers=workers,
                         rank=ctx.rank, world_size=ctx.world_size, seed=args.seed,
                         num_repeats=schedule.num_repeats, as_float=False)
-    return data, dataset_lineage(cfg, args.data_root)
+    return data, (dataset_lineage(cfg, args.data_root) if ctx.is_main else {})
 
 
 # -----------------------------------------------------------------------------
@@ -214,8 +216,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    run(argv)
+    return 0
+
+
+def run(argv=None, on_event=None):
+    """One training run from command-line arguments; ``on_event`` follows it live on rank 0 (see
+    ``TrainOptions.on_event``). Returns the ``TrainResult`` on rank 0, None on the other ranks."""
     args = parse_args(argv)
     ctx = init_distributed(args.device)
+    result = None
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {ctx.rank}] %(message)s")
     try:
@@ -241,7 +251,8 @@ def main(argv=None) -> int:
             max_steps=args.max_steps, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep,
             log_every=args.log_every, image_every=args.image_every, seed=args.seed,
             progress=not args.no_progress, sync_batchnorm=not args.no_sync_bn, find_unused_parameters=find_unused,
-            allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights)
+            allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights,
+            on_event=on_event if ctx.is_main else None)
         meta = {"lineage": lineage, "global_batch": batch * ctx.world_size, "world_size": ctx.world_size,
                 "argv": sys.argv[1:] if argv is None else list(argv), "init": args.init,
                 "config_hash": config_hash(cfg), "git_commit": git_commit()}
@@ -266,7 +277,7 @@ def main(argv=None) -> int:
                      " (stopped early)" if result.stopped_early else "")
     finally:
         shutdown_distributed()
-    return 0
+    return result if ctx.is_main else None
 
 
 if __name__ == "__main__":

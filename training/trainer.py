@@ -39,7 +39,7 @@ import re
 import signal
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,6 +85,9 @@ class TrainOptions:
     allow_random_vgg: bool = False
     vgg_weights: str | None = None
     device: str | None = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
+    # Called on rank 0 with ("scalars", {"step": ..., tag: value}) at every log window and ("checkpoint",
+    # {"step": ..., "path": ...}) after every save: how a launcher (e.g. Dagster Pipes) follows a run live.
+    on_event: Callable[[str, dict], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -489,6 +492,7 @@ class Trainer:
                 prune_checkpoints(self.checkpoint_dir, self.options.keep_checkpoints)
             self.last_checkpoint = path
             log.info("checkpoint %s", path)
+            self._emit("checkpoint", {"step": self.step, "path": str(path)})
         if not epoch_snapshot:
             self._last_saved_step = self.step  # on every rank: they must agree on the exit save
         if self.dist.distributed:
@@ -742,4 +746,10 @@ class Trainer:
                 self._writer.add_scalar(tag, v, self.step)
             self._writer.flush()
         self._window, self._window_steps, self._window_pairs, self._window_t0 = {}, 0, 0, now
+        if self.is_main:
+            self._emit("scalars", {"step": self.step, **out})
         return out
+
+    def _emit(self, kind: str, payload: dict) -> None:
+        if self.options.on_event is not None:
+            self.options.on_event(kind, payload)

@@ -31,7 +31,7 @@ def test_brief_training_then_evaluation_then_leaderboard(sample_videos, tmp_path
     checkpoint = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
     assert motionpipe(["evaluate", "fomm", "--dataset", "sample", "--checkpoint", str(checkpoint),
                        "--data-root", str(root), "--extractors", "mobilenetv2-imagenet"]) == 0
-    metrics = json.loads((root / "evaluations/sample/fomm-sample-64/metrics.json").read_text())
+    metrics = json.loads((root / "evaluations/sample/fomm/metrics.json").read_text())
     assert 0 < metrics["L1"] < 1 and metrics["AED[mobilenetv2-imagenet]"] >= 0
     assert motionpipe(["leaderboard", "--data-root", str(root)]) == 0
     board = json.loads((root / "leaderboard/leaderboard.json").read_text())
@@ -47,4 +47,4 @@ def test_brief_training_then_evaluation_then_leaderboard(sample_videos, tmp_path
     assert trail["chunks"] == train_chunks and trail["shards_now"]["matches_checkpoint"]
     assert {v["video_id"] for v in trail["videos"]} == {c.split("#")[0] for c in train_chunks}
     assert trail["config_hash"] and trail["evaluations"][0]["scores"]["L1"] == pytest.approx(metrics["L1"])
-    assert lineage_of(str(root / "evaluations/sample/fomm-sample-64"))["sha256"] == trail["sha256"]
+    assert lineage_of(str(root / "evaluations/sample/fomm"))["sha256"] == trail["sha256"]

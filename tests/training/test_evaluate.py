@@ -165,13 +165,14 @@ def test_cli_finds_the_newest_checkpoint_and_refuses_bad_ones(world, tmp_path, c
     root, ckpt = world
     data = root.base
     assert _cli(["fomm", "--dataset", DATASET, "--data-root", data, "--max-chunks", "1", "--extractors", MP]) == 0
-    out = f"{data}/evaluations/{DATASET}/fomm-sample-64"
+    out = f"{data}/evaluations/{DATASET}/fomm"
     assert json.loads(open(f"{out}/evaluation.json").read())["provenance"]["checkpoint"] == str(ckpt.resolve())
     assert len(pq.read_table(f"{out}/per_frame.parquet")) == N_FRAMES
     assert len(list(Path(data, "evaluations", DATASET, CACHE, MP).glob("*.npz"))) == 1  # shared by all models
     assert "L1" in capsys.readouterr().out
 
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint of mraa on sample under .*runs/mraa-sample"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"no checkpoint of mraa on sample: neither .*models/sample/mraa/main.pt nor one under"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data])
     with pytest.raises(ValueError, match=r"holds a fomm model \(config 'fomm-sample-64'\), not 'mraa'"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data, "--checkpoint", str(ckpt)])
