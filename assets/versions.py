@@ -8,3 +8,12 @@ STAGE_VERSIONS = {
     "shards": "1",
     "coverage": "1",
 }
+
+# Model stages (the configs' own hashes are added per model: a changed config marks only that model stale).
+MODEL_STAGE_VERSIONS = {
+    "train": "1",
+    "avd": "1",
+    "evaluation": "1",
+    "samples": "1",
+    "leaderboard": "1",
+}

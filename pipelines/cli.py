@@ -32,6 +32,28 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from assets.models.runs import plan_training, train_and_publish
+    from pipelines.resources import default_resources
+    from storage.root import DataRoot
+
+    training = default_resources()["training"]
+    overrides = {k: v for k, v in (("device", args.device), ("nproc_per_node", args.nproc_per_node)) if v}
+    if overrides:
+        training = training.model_copy(update=overrides)
+    plan = plan_training(DataRoot.from_env(args.data_root), args.model, args.dataset, args.stage,
+                         training.params(args.dataset), training.launch(), config_dir=training.config_dir)
+    print(f"training {plan.describe()}: {' '.join(plan.command)}", flush=True)
+    published = train_and_publish(plan)
+    print(f"published {published.path} (step {published.step}, sha256 {published.sha256[:16]})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+    return run_demo(data_root=args.data_root, push=not args.no_dvc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,10 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
+    from assets.models.params import MODELS
+
+    p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
+                                     "checkpoint (what the Dagster asset and `dvc repro` run)")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--stage", choices=("main", "avd"), default="main")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="default: $MOTIONPIPE_DEVICE or auto (CUDA when present)")
+    p.add_argument("--nproc-per-node", type=int, default=None,
+                   help="> 1: torchrun with this many processes (default: $MOTIONPIPE_NPROC_PER_NODE or 1)")
+    add_root(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("demo", help="the whole chain offline on CPU: rebuild sample, train every model briefly, AVD, "
+                                    "evaluate, samples, leaderboard, then DVC commit and push")
+    p.add_argument("--no-dvc", action="store_true", help="skip the DVC commit and push")
+    add_root(p)
+    p.set_defaults(func=_demo)
+
     from training.animate import add_animate_parser
     from training.evaluate import add_evaluate_parser
     from training.leaderboard import add_leaderboard_parser
     from training.model_summary import add_models_parser
+    from training.sample_render import add_samples_parser
 
     from pipelines.lineage import add_lineage_parser
 
@@ -69,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_animate_parser(sub)
     add_evaluate_parser(sub)
     add_leaderboard_parser(sub)
+    add_samples_parser(sub)
     add_lineage_parser(sub)
     return parser
 

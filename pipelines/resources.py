@@ -5,6 +5,7 @@ Kept free of asset imports so assets may type-hint these classes without a cycle
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -40,9 +41,48 @@ class DetectorResource(dg.ConfigurableResource):
     detectron2_weights: str | None = Field(default=None, description="path to Keypoint R-CNN weights (.pkl/.pth)")
 
 
+class TrainingResource(dg.ConfigurableResource):
+    """Where the model assets train and score: the device and process layout (CPU, one GPU, or several through
+    torchrun), and the run settings file. The experiment itself (configs, params.yaml) is not set here."""
+
+    device: str = Field(default="auto", description="auto | cpu | cuda")
+    nproc_per_node: int = Field(default=1, description="> 1: torchrun with this many processes per node")
+    nnodes: int = Field(default=1, description="nodes of a multi-node torchrun (needs rdzv_endpoint)")
+    rdzv_endpoint: str | None = Field(default=None, description="host:port of the torchrun rendezvous")
+    workers: int | None = Field(default=None, description="data loader workers per process (None: the config's)")
+    vgg_weights: str | None = Field(default=None, description="torchvision VGG-19 weight file (offline machines)")
+    params_file: str | None = Field(default=None, description="run settings (default: the project's params.yaml)")
+    config_dir: str | None = Field(default=None, description="folder of model configs that override the shipped ones")
+
+    def launch(self):
+        from assets.models.runs import Launch
+        return Launch(self.device, self.nproc_per_node, self.nnodes, self.rdzv_endpoint, self.workers,
+                      self.vgg_weights)
+
+    def params(self, dataset: str):
+        from assets.models.params import PARAMS_FILE, load_params
+        return load_params(self.params_file or PARAMS_FILE).for_dataset(dataset)
+
+    def torch_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     env = os.environ
     return {
+        "training": TrainingResource(
+            device=env.get("MOTIONPIPE_DEVICE") or "auto",
+            nproc_per_node=int(env.get("MOTIONPIPE_NPROC_PER_NODE") or 1),
+            nnodes=int(env.get("MOTIONPIPE_NNODES") or 1),
+            rdzv_endpoint=env.get("MOTIONPIPE_RDZV_ENDPOINT") or None,
+            vgg_weights=env.get("MOTIONPIPE_VGG19_WEIGHTS") or None,
+            params_file=env.get("MOTIONPIPE_PARAMS") or None,
+            config_dir=env.get("MOTIONPIPE_CONFIG_DIR") or None,
+        ),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(Path(__file__).resolve().parents[1])),
         "data_root": DataRootResource(url=env.get(DATA_ROOT_ENV, DEFAULT_DATA_ROOT)),
         "downloader": DownloaderResource(
             cookies_file=env.get("MOTIONPIPE_COOKIES") or None,

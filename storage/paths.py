@@ -10,6 +10,13 @@
     catalog/videos.parquet, catalog/chunks.parquet
     shards/<split>-NNNNNN.tar (+ .parquet sidecar), shards/manifest.json
     coverage/coverage.json
+<root>/runs/<model>-<dataset>/<stage>-<run key>/   one training run: checkpoints/, tensorboard/ (resumable)
+<root>/models/<dataset>/<model>/
+    main.pt, avd.pt                   the published checkpoints (DVC outs): copies of a run's last checkpoint
+    curves.csv, curves.png            training curves of the main stage (DVC plots)
+<root>/evaluations/<dataset>/<model>/    generated.tar, per_frame.parquet, metrics.json, evaluation.json
+<root>/samples/<dataset>/             animation samples: MP4, GIF and contact sheet per (source, driving) pair
+<root>/leaderboard/                   leaderboard.md, leaderboard.json (DVC metrics)
 """
 from __future__ import annotations
 
@@ -73,3 +80,32 @@ def shard_name(split: str, index: int) -> str:
 
 def coverage_path(root: DataRoot, dataset: str) -> str:
     return root.path(DATASETS, dataset, "coverage", "coverage.json")
+
+
+STAGE_FILES = {"main": "main.pt", "avd": "avd.pt"}
+
+
+def model_dir(root: DataRoot, dataset: str, model: str) -> str:
+    return root.path("models", dataset, model)
+
+
+def published_checkpoint(root: DataRoot, dataset: str, model: str, stage: str = "main") -> str:
+    if stage not in STAGE_FILES:
+        raise ValueError(f"unknown training stage {stage!r} (one of {sorted(STAGE_FILES)})")
+    return root.path("models", dataset, model, STAGE_FILES[stage])
+
+
+def training_run_dir(root: DataRoot, dataset: str, model: str, stage: str, key: str) -> str:
+    return root.path("runs", f"{model}-{dataset}", f"{stage}-{key}")
+
+
+def evaluation_dir(root: DataRoot, dataset: str, model: str) -> str:
+    return root.path("evaluations", dataset, model)
+
+
+def samples_dir(root: DataRoot, dataset: str) -> str:
+    return root.path("samples", dataset)
+
+
+def leaderboard_dir(root: DataRoot) -> str:
+    return root.path("leaderboard")

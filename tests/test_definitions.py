@@ -24,3 +24,39 @@ def test_workspace_loads_with_the_dagster_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                          capture_output=True, text=True, env={"DAGSTER_HOME": str(tmp_path), "PATH": ""}, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_every_model_on_every_dataset_from_one_factory_with_checks_schedule_and_sensor():
+    from assets.models.params import config_path
+    from training.config import config_hash, load_config
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for d in ("taichi", "ted", "sample"):
+        for m in ("monkeynet", "fomm", "mraa", "tpsmm"):
+            assert {f"{d}/{m}/checkpoint", f"{d}/{m}/evaluation"} <= keys
+            assert (f"{d}/{m}/avd" in keys) == (m in ("mraa", "tpsmm"))
+            node = graph.get(dg.AssetKey([d, m, "checkpoint"]))
+            assert node.code_version.endswith(config_hash(load_config(config_path(m, d))))  # a config edit → stale
+            assert dg.AssetKey([d, "shards"]) in node.parent_keys
+        assert f"{d}/animation_samples" in keys
+    assert graph.get(dg.AssetKey("leaderboard")).parent_keys == {
+        dg.AssetKey([d, m, "evaluation"]) for d in ("taichi", "ted", "sample")
+        for m in ("monkeynet", "fomm", "mraa", "tpsmm")}
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("sample/fomm/checkpoint", "losses_finite"), ("sample/fomm/checkpoint", "checkpoint_loads"),
+            ("ted/tpsmm/avd", "checkpoint_loads"), ("taichi/mraa/evaluation", "metrics_in_range")} <= checks
+
+    schedule = defs.resolve_schedule_def("retrain_schedule")
+    assert schedule.cron_schedule == "0 3 * * 0" and schedule.job_name == "retrain_job"
+    sensor = defs.resolve_sensor_def("retrain_stale_models")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert graph.get(dg.AssetKey(["ted", "fomm", "checkpoint"])).automation_condition is not None
+    assert defs.resolve_job_def("sample_models_job") is not None
+
+
+def test_the_retraining_cron_is_configurable(monkeypatch):
+    from pipelines.definitions import make_definitions
+
+    monkeypatch.setenv("MOTIONPIPE_RETRAIN_CRON", "30 1 * * *")
+    assert make_definitions().resolve_schedule_def("retrain_schedule").cron_schedule == "30 1 * * *"

@@ -1,0 +1,196 @@
+"""Training runs of the model assets, without Dagster: where a run lives, the command that launches it (one
+process or torchrun), and publishing its last checkpoint where evaluation and DVC find it.
+
+A run folder is keyed by what makes a run different (stage, config hash, the dataset's shard content hash, the
+AVD stage's starting checkpoint, the global batch size and the number of processes), so re-materializing the same thing resumes the interrupted
+run from its newest checkpoint (``--resume auto``) while a changed dataset or config starts a fresh run. The step
+budget is not part of the key: raising ``max_steps`` continues a finished run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from assets.models.params import RunParams, config_path
+from storage import paths
+from storage.root import DataRoot, sha256_file
+from storage.shards import read_shard_manifest
+
+STAGES = ("main", "avd")
+DEVICES = ("auto", "cpu", "cuda")
+ENTRY_MODULE = "assets.models.pipes_train"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where and how a run executes: a deployment choice, not part of the experiment (not in the run key)."""
+
+    device: str = "auto"  # auto: CUDA when the machine has it, else CPU
+    nproc_per_node: int = 1  # > 1: torchrun with that many processes (GPUs, or gloo processes on CPU)
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None  # host:port of the rendezvous for nnodes > 1
+    workers: int | None = None  # data loader workers per process (None: the config's)
+    vgg_weights: str | None = None
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.nproc_per_node < 1 or self.nnodes < 1:
+            raise ValueError(f"nproc_per_node and nnodes must be >= 1, got {self.nproc_per_node}, {self.nnodes}")
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("several nodes need a rendezvous endpoint (host:port)")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+    def prefix(self) -> list[str]:
+        """The interpreter (and torchrun) part of the command."""
+        if self.world_size == 1:
+            return [sys.executable, "-m", ENTRY_MODULE]
+        rendezvous = (["--standalone"] if self.nnodes == 1 else
+                      ["--nnodes", str(self.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", self.rdzv_endpoint])
+        return [sys.executable, "-m", "torch.distributed.run", *rendezvous,
+                "--nproc-per-node", str(self.nproc_per_node), "-m", ENTRY_MODULE]
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    model: str
+    dataset: str
+    stage: str
+    config: str
+    config_hash: str
+    shards_content_hash: str
+    run_key: str
+    run_dir: Path
+    published: Path
+    init: Path | None
+    command: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"{self.model} on {self.dataset} ({self.stage} stage, config {self.config}, run {self.run_dir.name})")
+
+
+def local_base(root: DataRoot) -> Path:
+    if not root.is_local:
+        raise ValueError(f"training and evaluation write checkpoints as local files; the data root {root.url} is "
+                         f"not local (use a local data root, or sync it with DVC / fsspec first)")
+    return Path(root.base)
+
+
+def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: RunParams,
+                  launch: Launch = Launch(), config_dir: str | Path | None = None) -> TrainingPlan:
+    """What to run for one model on one dataset; raises a clear error when an input is missing."""
+    from training.config import load_config
+    from training.config import config_hash
+
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    base = local_base(root)
+    config_file = config_path(model, dataset, config_dir)
+    cfg = load_config(config_file)
+    name = cfg.name
+    if stage == "avd" and cfg.train_avd is None:
+        raise ValueError(f"{model} has no AVD stage (config {name} has no train_avd section)")
+    shards = read_shard_manifest(root, paths.shards_dir(root, dataset))
+    init = None
+    if stage == "avd":
+        init = Path(paths.published_checkpoint(root, dataset, model, "main"))
+        if not init.is_file():
+            raise FileNotFoundError(f"the AVD stage of {model} on {dataset} starts from the main checkpoint {init}, "
+                                    f"which does not exist: train the main stage first")
+    chash = config_hash(cfg)
+    # the world size is in the key: it sets how the data is dealt to the ranks (and their RNG streams)
+    key_parts = {"stage": stage, "config_hash": chash, "shards": shards.content_hash,
+                 "init": sha256_file(init) if init else None, "batch_size": params.batch_size,
+                 "world_size": launch.world_size}
+    run_key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:12]
+    run_dir = Path(paths.training_run_dir(root, dataset, model, stage, run_key))
+    max_steps = params.max_steps if stage == "main" else params.avd_max_steps
+    args = ["--config", str(config_file), "--data-root", str(base), "--out", str(run_dir), "--stage", stage, "--resume", "auto",
+            "--precision", params.precision, "--checkpoint-every", str(params.checkpoint_every),
+            "--log-every", str(params.log_every), "--image-every", str(params.image_every), "--no-progress"]
+    if max_steps is not None:
+        args += ["--max-steps", str(max_steps)]
+    if params.batch_size is not None:
+        args += ["--batch-size", str(params.batch_size)]  # the global batch, split over the processes
+    if init is not None:
+        args += ["--init", str(init)]
+    if launch.device != "auto":
+        args += ["--device", launch.device]
+    if launch.workers is not None:
+        args += ["--workers", str(launch.workers)]
+    if launch.vgg_weights:
+        args += ["--vgg-weights", launch.vgg_weights]
+    return TrainingPlan(model, dataset, stage, name, chash, shards.content_hash, run_key, run_dir,
+                        Path(paths.published_checkpoint(root, dataset, model, stage)), init,
+                        tuple(launch.prefix() + args))
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    sha256: str
+    step: int
+    source: Path
+
+
+def publish_checkpoint(checkpoint: Path, plan: TrainingPlan) -> Published:
+    """Check that the run's checkpoint loads and is the planned model and stage, then copy it atomically to the
+    published path. A bad checkpoint raises (naming it) before anything is replaced: the previous good published
+    checkpoint stays as it was."""
+    from training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)  # CheckpointError naming the file if missing, truncated or corrupt
+    if state.get("model") != plan.model or state.get("stage", "main") != plan.stage:
+        raise ValueError(f"{checkpoint} holds a {state.get('model')!r} {state.get('stage', 'main')!r} checkpoint, "
+                         f"not the {plan.model!r} {plan.stage!r} one planned for {plan.run_dir}")
+    plan.published.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{plan.published.name}.", suffix=".tmp", dir=plan.published.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(checkpoint, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 22)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, plan.published)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Published(plan.published, sha256_file(plan.published), int(state.get("step", 0)), checkpoint)
+
+
+def write_run_curves(plan: TrainingPlan):
+    """The main stage's training curves beside its published checkpoint (PNG, and CSV for `dvc plots`)."""
+    from training.curves import NoEventsError, write_curves
+    try:
+        return write_curves(plan.run_dir / "tensorboard", str(plan.published.parent),
+                            title=f"{plan.model} on {plan.dataset} ({plan.config})")
+    except NoEventsError:
+        return None
+
+
+def train_and_publish(plan: TrainingPlan) -> Published:
+    """Run the plan as a plain child process (its output on this terminal), then publish: what `motionpipe train`
+    and `dvc repro` do; the Dagster asset launches the same command through Pipes instead."""
+    import subprocess
+
+    from training.checkpoint import latest_checkpoint
+
+    done = subprocess.run(list(plan.command), cwd=Path(__file__).resolve().parents[2])
+    if done.returncode != 0:
+        raise RuntimeError(f"training {plan.describe()} failed (exit {done.returncode}); its run folder "
+                           f"{plan.run_dir} is kept: rerun to resume from its newest checkpoint")
+    checkpoint = latest_checkpoint(plan.run_dir / "checkpoints")
+    if checkpoint is None:
+        raise RuntimeError(f"training {plan.describe()} left no checkpoint in {plan.run_dir}")
+    published = publish_checkpoint(checkpoint, plan)
+    if plan.stage == "main":
+        write_run_curves(plan)
+    return published

@@ -1,0 +1,80 @@
+"""Scoring the published checkpoints, without Dagster: evaluation of one model on one dataset (reused when the very
+same checkpoint, data and extractors were scored already), and the range checks a score must pass."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from assets.models.params import RunParams
+from assets.models.runs import local_base
+from storage import paths
+from storage.root import DataRoot, sha256_file
+from storage.shards import read_shard_manifest
+
+
+@dataclass(frozen=True)
+class Scores:
+    out_dir: Path
+    metrics: dict[str, float | None]  # label -> pooled value (None: no frame counted)
+    provenance: dict
+    reused: bool  # the same checkpoint, data and extractors were scored before: nothing recomputed
+
+
+def _previous(out_dir: Path, checkpoint_sha: str, content_hash: str, params: RunParams) -> Scores | None:
+    try:
+        report = json.loads((out_dir / "evaluation.json").read_text())
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    prov = report.get("provenance", {})
+    tried = set(prov.get("extractors", {})) | set(prov.get("skipped_extractors", {}))
+    same = (prov.get("checkpoint_sha256") == checkpoint_sha and prov.get("dataset_content_hash") == content_hash
+            and prov.get("max_chunks") == params.eval_max_chunks and tried == set(params.extractors)
+            and (out_dir / "generated.tar").is_file())
+    if not same:
+        return None
+    return Scores(out_dir, {k: v for k, v in metrics.items() if k != "per_video_mean"}, prov, reused=True)
+
+
+def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, device: str = "cpu") -> Scores:
+    """Reconstruct and score ``dataset``'s test split with the published main checkpoint of ``model``."""
+    from training.evaluate import CACHE, evaluate_checkpoint
+
+    base = local_base(root)
+    checkpoint = Path(paths.published_checkpoint(root, dataset, model, "main"))
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no published checkpoint of {model} on {dataset} at {checkpoint}: "
+                                f"materialize {dataset}/{model}/checkpoint first")
+    out_dir = Path(paths.evaluation_dir(root, dataset, model))
+    content_hash = read_shard_manifest(root, paths.shards_dir(root, dataset)).content_hash
+    previous = _previous(out_dir, sha256_file(checkpoint), content_hash, params)
+    if previous is not None:
+        return previous
+    result = evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors, device=device,
+                                 batch_size=params.eval_batch_size, max_chunks=params.eval_max_chunks,
+                                 cache_dir=base / "evaluations" / dataset / CACHE)
+    values = {label: (None if math.isnan(v) else float(v)) for label, v in result.values.items()}
+    return Scores(out_dir, values, result.provenance, reused=False)
+
+
+# Sane ranges of every metric (pixels for AKD are bounded by the frame size).
+def metric_problems(metrics: dict[str, float | None], frame_size: int) -> list[str]:
+    """Reasons a score is not believable: outside its possible range, not finite, or L1 missing."""
+    problems = []
+    if metrics.get("L1") is None:
+        problems.append("L1 is missing")
+    for label, value in metrics.items():
+        if value is None:
+            continue
+        metric = label.split("[")[0]
+        if not math.isfinite(value):
+            problems.append(f"{label} = {value} is not finite")
+        elif metric in ("L1", "MKR") and not 0.0 <= value <= 1.0:
+            problems.append(f"{label} = {value:.4g} outside [0, 1]")
+        elif metric == "AKD" and not 0.0 <= value <= frame_size:
+            problems.append(f"{label} = {value:.4g} outside [0, {frame_size}] px")
+        elif metric == "AED" and value < 0.0:
+            problems.append(f"{label} = {value:.4g} is negative")
+    return problems

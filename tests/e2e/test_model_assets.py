@@ -1,0 +1,306 @@
+"""The model assets for real, in-process on a Dagster instance: the whole `sample` graph (training through Pipes as
+its own process, AVD, evaluation, samples, leaderboard), staleness after a config or dataset change and the
+automation that retrains exactly that, torchrun with two CPU processes, the multiprocess executor, DVC over the
+project's own dvc.yaml, and bad checkpoints.
+
+One module fixture trains everything once (a step or two per model, two of the four models, one extractor) so the
+file stays within a couple of minutes on 2 cores; `make demo` runs all four with the full settings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from assets.models.defs import checkpoint_key, evaluation_key
+from pipelines.definitions import make_definitions
+from pipelines.resources import DataRootResource, TrainingResource
+from storage.root import sha256_file
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+REPO = Path(__file__).resolve().parents[2]
+MODELS = ("fomm", "mraa")  # mraa brings the AVD stage
+
+
+def _params(tmp: Path) -> Path:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["models"], raw["avd_models"] = list(MODELS), ["mraa"]
+    raw["datasets"]["sample"].update(max_steps=2, avd_max_steps=1, checkpoint_every=1, log_every=1,
+                                     image_every=0, extractors=["mobilenetv2-imagenet"], sample_pairs=1,
+                                     sample_max_frames=6)
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+class Env:
+    def __init__(self, tmp: Path, videos: dict[str, str]):
+        self.tmp, self.root = tmp, tmp / "data"
+        self.params = _params(tmp)
+        self.config_dir = tmp / "configs"
+        self.config_dir.mkdir()
+        self.videos = videos
+        self.instance = dg.DagsterInstance.get()
+
+    def manifest(self, ids: tuple[str, ...]) -> str:
+        path = self.tmp / f"videos-{len(ids)}.csv"
+        path.write_text("video_id,url\n" + "".join(f"{v},{Path(self.videos[v]).as_uri()}\n" for v in ids))
+        return str(path)
+
+    def defs(self, **training) -> dg.Definitions:
+        resource = TrainingResource(device="cpu", params_file=str(self.params), config_dir=str(self.config_dir),
+                                    **training)
+        return make_definitions(params_file=str(self.params), config_dir=str(self.config_dir),
+                                data_root=DataRootResource(url=str(self.root)), training=resource)
+
+    def materialize(self, keys, defs: dg.Definitions | None = None) -> dg.ExecuteInProcessResult:
+        defs = defs or self.defs()
+        job = dg.define_asset_job("t", selection=dg.AssetSelection.assets(*keys))
+        merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+        return merged.resolve_job_def("t").execute_in_process(instance=self.instance, raise_on_error=False)
+
+
+def _error(result: dg.ExecuteInProcessResult) -> str:
+    from pipelines.rebuild import _failure_detail
+    return _failure_detail(result)
+
+
+@pytest.fixture(scope="module")
+def env(sample_videos, tmp_path_factory):
+    from pipelines.rebuild import rebuild
+
+    tmp = tmp_path_factory.mktemp("models")
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(tmp / "dagster_home")
+    (tmp / "dagster_home").mkdir()
+    try:
+        e = Env(tmp, sample_videos)
+        assert rebuild("sample", data_root=str(e.root), source=e.manifest(("sample-cuts", "sample-astro-b")),
+                       progress=lambda s: None).dataset_run_ok
+        sample_graph = [checkpoint_key("sample", m) for m in MODELS] + [checkpoint_key("sample", "mraa", "avd")] \
+            + [evaluation_key("sample", m) for m in MODELS] + [dg.AssetKey(["sample", "animation_samples"]),
+                                                                dg.AssetKey("leaderboard")]
+        e.first = e.materialize(sample_graph)
+        yield e
+    finally:
+        if old is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = old
+
+
+def _stale(env: Env, defs: dg.Definitions) -> dict[str, str]:
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._time import get_current_datetime
+
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+                          instance=env.instance, asset_graph=graph)
+    resolver = CachingStaleStatusResolver(instance=env.instance, asset_graph=graph, loading_context=view)
+    keys = [checkpoint_key(d, m) for d in ("sample", "taichi") for m in MODELS] + \
+        [evaluation_key("sample", m) for m in MODELS]
+    return {k.to_user_string(): resolver.get_status(k).value for k in keys}
+
+
+def test_the_whole_sample_graph_materializes_with_checks_and_lineage(env):
+    assert env.first.success, _error(env.first)
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in env.first.get_asset_check_evaluations()}
+    assert checks[("sample/fomm/checkpoint", "losses_finite")] and checks[("sample/mraa/avd", "checkpoint_loads")]
+    assert checks[("sample/mraa/evaluation", "metrics_in_range")] and all(checks.values())
+
+    root = env.root
+    for m in MODELS:
+        assert (root / f"models/sample/{m}/main.pt").is_file() and (root / f"models/sample/{m}/curves.csv").is_file()
+    assert (root / "models/sample/mraa/avd.pt").is_file() and not (root / "models/sample/fomm/avd.pt").exists()
+    board = json.loads((root / "leaderboard/leaderboard.json").read_text())
+    assert set(board["sample"]) == {"fomm-sample-64", "mraa-sample-64"}
+    assert 0 < board["sample"]["fomm-sample-64"]["L1"]["ours"] < 1
+    assert list((root / "samples/sample").glob("*.mp4")) and list((root / "samples/sample").glob("*.gif"))
+
+    # Lineage, in the checkpoint and in the Dagster metadata: the exact train chunks, the dataset version, the code.
+    from pipelines.lineage import lineage_of
+    train_chunks = sorted(c["chunk_id"] for c in pq.read_table(root / "datasets/sample/catalog/chunks.parquet")
+                          .to_pylist() if c["split"] == "train")
+    trail = lineage_of(str(root / "models/sample/fomm/main.pt"))
+    assert trail["chunks"] == train_chunks and trail["config_hash"] and trail["git_commit"]
+    version = trail["dataset"]["version"]
+    assert version["shards_dvc_md5"].endswith(".dir") and version["chunks"] == len(
+        pq.read_table(root / "datasets/sample/catalog/chunks.parquet"))
+    mat = env.instance.get_latest_materialization_event(checkpoint_key("sample", "fomm")).asset_materialization
+    assert mat.metadata["train_chunks"].value == len(train_chunks)
+    assert mat.metadata["sha256"].value == sha256_file(root / "models/sample/fomm/main.pt")
+    evaluation = json.loads((root / "evaluations/sample/fomm/evaluation.json").read_text())["provenance"]
+    assert evaluation["checkpoint_lineage"]["config_hash"] == trail["config_hash"]
+    assert evaluation["dataset_version"]["shards_content_hash"] == version["shards_content_hash"]
+
+
+def test_a_changed_config_or_dataset_marks_exactly_its_models_stale_and_automation_retrains_them(env):
+    defs = env.defs()
+    before = _stale(env, defs)
+    assert before["sample/fomm/checkpoint"] == "FRESH" and before["sample/mraa/checkpoint"] == "FRESH"
+    assert before["taichi/fomm/checkpoint"] == "MISSING"
+
+    # A config change (a user's config folder overrides the shipped one): only that model and what follows it.
+    cfg = yaml.safe_load((REPO / "training/configs/fomm-sample-64.yaml").read_text())
+    cfg["train"]["lr"]["generator"] = 1e-4
+    (env.config_dir / "fomm-sample-64.yaml").write_text(yaml.safe_dump(cfg))
+    changed = env.defs()
+    status = _stale(env, changed)
+    assert status["sample/fomm/checkpoint"] == "STALE"  # its evaluation follows when it is retrained
+    assert status["sample/mraa/checkpoint"] == "FRESH" and status["sample/mraa/evaluation"] == "FRESH"
+    (env.config_dir / "fomm-sample-64.yaml").unlink()
+
+    # A dataset change: one more video. The automation condition, evaluated as its sensor does, asks for exactly the
+    # sample models (never another dataset's), and running what it asks for retrains them on the new chunks.
+    baseline = dg.evaluate_automation_conditions(defs=defs, instance=env.instance)
+    from pipelines.rebuild import rebuild
+    assert rebuild("sample", data_root=str(env.root), progress=lambda s: None,
+                   source=env.manifest(("sample-cuts", "sample-astro-b", "sample-astro-a"))).dataset_run_ok
+    status = _stale(env, defs)
+    assert status["sample/fomm/checkpoint"] == "STALE" and status["sample/mraa/checkpoint"] == "STALE"
+    assert status["taichi/fomm/checkpoint"] == "MISSING"
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
+    requested = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()
+                 if tick.get_num_requested(k)}
+    assert {"sample/fomm/checkpoint", "sample/mraa/checkpoint"} <= requested
+    assert all(k.startswith("sample/") or k == "leaderboard" for k in requested), requested
+
+    old_sha = sha256_file(env.root / "models/sample/fomm/main.pt")
+    result = env.materialize([dg.AssetKey.from_user_string(k) for k in sorted(requested)])
+    assert result.success, _error(result)
+    assert sha256_file(env.root / "models/sample/fomm/main.pt") != old_sha
+    after = _stale(env, defs)
+    assert after["sample/fomm/checkpoint"] == "FRESH" and after["sample/mraa/evaluation"] == "FRESH"
+    from pipelines.lineage import lineage_of
+    trail = lineage_of(str(env.root / "models/sample/fomm/main.pt"))
+    chunks = pq.read_table(env.root / "datasets/sample/catalog/chunks.parquet").to_pylist()
+    assert trail["chunks"] == sorted(c["chunk_id"] for c in chunks if c["split"] == "train")
+    assert trail["shards_now"]["matches_checkpoint"] and "sample-astro-a" in {c["video_id"] for c in chunks}
+
+
+def test_rematerializing_resumes_the_run_and_torchrun_two_cpu_processes_train_through_pipes(env):
+    from training.checkpoint import list_checkpoints, load_checkpoint
+
+    runs = sorted((env.root / "runs/fomm-sample").glob("main-*"))
+    # Resume: the same data and config → the same run folder, nothing retrained, the same published weights.
+    sha = sha256_file(env.root / "models/sample/fomm/main.pt")
+    again = env.materialize([checkpoint_key("sample", "fomm")])
+    assert again.success, _error(again)
+    assert sorted((env.root / "runs/fomm-sample").glob("main-*")) == runs
+    assert sha256_file(env.root / "models/sample/fomm/main.pt") == sha
+
+    # Two gloo processes under torchrun, launched by the same asset through Pipes (batch 2 per process).
+    result = env.materialize([checkpoint_key("sample", "fomm")], defs=env.defs(nproc_per_node=2))
+    assert result.success, _error(result)
+    state = load_checkpoint(env.root / "models/sample/fomm/main.pt")
+    assert state["meta"]["world_size"] == 2 and state["step"] == 2
+    logs = [e.message for e in env.instance.all_logs(result.run_id) if e.message]
+    assert any("step 2:" in m and "loss/total" in m for m in logs)  # the run's losses reached Dagster live
+    assert list_checkpoints(Path(state["meta"]["argv"][state["meta"]["argv"].index("--out") + 1]) / "checkpoints")
+
+
+def test_multiprocess_executor_runs_the_model_assets(env):
+    from dagster import execute_job, reconstructable
+
+    result = execute_job(reconstructable(_multiprocess_job), instance=env.instance,
+                         run_config={"resources": {"data_root": {"config": {"url": str(env.root)}}}})
+    assert result.success
+    done = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert done == {"sample/fomm/evaluation", "sample/mraa/evaluation", "leaderboard"}
+
+
+def _multiprocess_job():
+    """Module-level, so the executor's child processes can rebuild the job from this file."""
+    params = os.environ["MOTIONPIPE_TEST_PARAMS"]
+    defs = make_definitions(params_file=params, training=TrainingResource(device="cpu", params_file=params))
+    job = dg.define_asset_job("mp", selection=dg.AssetSelection.assets(
+        evaluation_key("sample", "fomm"), evaluation_key("sample", "mraa"), "leaderboard"),
+        executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}))
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("mp")
+
+
+@pytest.fixture(autouse=True)
+def _params_env(env, monkeypatch):
+    monkeypatch.setenv("MOTIONPIPE_TEST_PARAMS", str(env.params))
+
+
+def test_bad_checkpoints_fail_clearly_and_keep_the_good_one(env):
+    published = env.root / "models/sample/fomm/main.pt"
+    good = sha256_file(published)
+    run = sorted((env.root / "runs/fomm-sample").glob("main-*"), key=lambda p: p.stat().st_mtime)[-1]
+    newest = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, as a dying disk or a killed copy leaves it
+    result = env.materialize([checkpoint_key("sample", "fomm")], defs=env.defs(nproc_per_node=2))
+    assert not result.success and newest.name in _error(result) + "".join(
+        e.message for e in env.instance.all_logs(result.run_id) if e.message)
+    assert sha256_file(published) == good  # the previous good checkpoint is still the published one
+
+    # A corrupted published checkpoint: the check fails and evaluation refuses it, naming the file.
+    (env.tmp / "good.pt").write_bytes(published.read_bytes())
+    published.write_bytes(b"not a checkpoint")
+    result = env.materialize([evaluation_key("sample", "fomm")])
+    assert not result.success and "main.pt" in _error(result)
+    published.write_bytes((env.tmp / "good.pt").read_bytes())
+    missing = env.root / "models/sample/mraa/main.pt"
+    missing.rename(env.tmp / "mraa.pt")
+    result = env.materialize([evaluation_key("sample", "mraa")])
+    assert not result.success and "materialize sample/mraa/checkpoint first" in _error(result)
+    (env.tmp / "mraa.pt").rename(missing)
+
+
+def test_dvc_commit_push_pull_over_the_projects_dvc_yaml(env, tmp_path, monkeypatch):
+    from storage.dvc import DvcError, DvcProject
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+    repo = tmp_path / "repo"
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    for rel in tracked + ["dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore"]:
+        if (REPO / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, repo / rel)
+    shutil.copy2(env.params, repo / "params.yaml")
+    shutil.copytree(env.root, repo / "data", ignore=shutil.ignore_patterns("runs", "cache", "videos", "upstream"))
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    project = DvcProject(repo)
+    project.init(str(tmp_path / "remote"))
+    stages = ["rebuild@sample", "train@fomm-sample", "train@mraa-sample", "avd@mraa-sample", "evaluate@fomm-sample",
+              "evaluate@mraa-sample", "leaderboard"]
+    project.run("commit", "--force", *stages)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert lock["stages"]["train@fomm-sample"]["outs"][0]["md5"] and "datasets.sample" in json.dumps(
+        lock["stages"]["train@fomm-sample"]["params"])
+    project.push(*stages)
+
+    hashes = {p: sha256_file(repo / p) for p in ("data/models/sample/fomm/main.pt", "data/models/sample/mraa/avd.pt",
+                                                 "data/evaluations/sample/fomm/generated.tar")}
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for p in hashes:
+        (repo / p).unlink()
+    shutil.rmtree(repo / "data/datasets/sample/shards")
+    project.pull(*stages)
+    assert {p: sha256_file(repo / p) for p in hashes} == hashes
+    assert "up to date" in project.run("status", *stages)
+
+    # `dvc repro` reruns a stage through the same `motionpipe` command.
+    (repo / "data/leaderboard/leaderboard.md").unlink()
+    project.run("repro", "--single-item", "leaderboard", timeout=600)
+    assert "fomm-sample-64" in (repo / "data/leaderboard/leaderboard.md").read_text()
+
+    # An unreachable remote: a clear error, and nothing local is lost.
+    project.run("remote", "add", "--force", "--default", "gone", "http://127.0.0.1:9/dvc")  # nothing listens
+    (repo / "data/models/sample/fomm/main.pt").write_bytes(b"changed")
+    project.run("commit", "--force", "train@fomm-sample")
+    with pytest.raises(DvcError, match="push"):
+        project.push("train@fomm-sample")
+    assert (repo / "data/models/sample/fomm/main.pt").read_bytes() == b"changed"
