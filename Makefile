@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (Python 3.11, pip, no GPU):
-#   make demo   - set up, then rebuild the offline `sample` dataset end to end and print its coverage report
+#   make demo   - set up, then the whole chain offline on CPU: rebuild `sample`, train the four models briefly,
+#                 AVD, evaluate, samples, leaderboard (printed), DVC commit + push to the local remote
 #   make test   - set up, then run the test suite
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -25,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: setup
 	@mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/motionpipe rebuild sample
+	$(VENV)/bin/motionpipe demo
 
 test: setup
 	$(PY) -m pytest -q
@@ -34,4 +35,4 @@ bench: setup
 	$(PY) benchmarks/pipeline_throughput.py
 
 clean:
-	rm -rf $(VENV) .dagster_home data
+	rm -rf $(VENV) .dagster_home data dvc-remote
