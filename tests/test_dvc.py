@@ -50,3 +50,20 @@ def test_unreachable_remote_is_a_clear_error_and_nothing_is_lost(project, tmp_pa
     with pytest.raises(DvcError, match="dvc push failed"):
         project.push()
     assert _digest(shards) == before
+
+
+def test_dvc_and_dagster_parse_with_one_antlr_runtime():
+    """The known clash: DVC's hydra once pinned antlr 4.9, Dagster's selection grammar needs 4.13. Both parsers run
+    in one process on the one installed runtime."""
+    import importlib.metadata
+
+    import dagster as dg
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert importlib.metadata.version("antlr4-python3-runtime").startswith("4.13")
+    override = OverridesParser.create().parse_overrides(["datasets.sample.max_steps=8"])[0]
+    assert override.key_or_group == "datasets.sample.max_steps" and override.value() == 8
+    selection = dg.AssetSelection.from_string('key:"sample/shards"')
+    from pipelines.definitions import defs
+    keys = selection.resolve(defs.resolve_asset_graph())
+    assert keys == {dg.AssetKey(["sample", "shards"])}
