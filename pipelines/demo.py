@@ -7,6 +7,7 @@ shows them afterwards); the terminal gets one line per step as it goes, and the 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     from pipelines.rebuild import _failure_detail
 
     t0 = time.perf_counter()
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's native INFO/WARNING chatter
     ensure_dagster_home()
     root = DataRoot.from_env(data_root)
     print(f"motionpipe demo: data root {root.url}, Dagster instance {Path(dg.DagsterInstance.get().root_directory)}")
@@ -120,5 +122,6 @@ def _dvc_commit_and_push(root: DataRoot) -> None:
     except DvcError as exc:
         print(f"DVC: {exc}\n(the outputs are intact under {root.url}; fix the remote and run `dvc push`)")
         return
-    print(f"DVC: committed {len(stages)} stages to dvc.lock and pushed them to the default remote "
-          f"({project.run('remote', 'list').split()[-1]})")
+    remote = next((line.split()[1] for line in project.run("remote", "list").splitlines() if "(default)" in line), "?")
+    print(f"DVC: committed {len(stages)} stages to dvc.lock and pushed them to the default remote ({remote}); "
+          f"commit dvc.lock with git to record these versions")

@@ -9,6 +9,7 @@ exactly those. Training runs as its own process through Dagster Pipes (``assets.
 import hashlib
 import json
 import math
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -68,7 +69,9 @@ def _lineage_metadata(published: Path) -> dict:
 def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.PipesSubprocessClient) -> dg.MaterializeResult:
     context.log.info(f"training {plan.describe()}: {' '.join(plan.command)}")
     try:
-        completed = pipes.run(command=list(plan.command), context=context)
+        with warnings.catch_warnings():  # Dagster's own preview notice about its Pipes message reader
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            completed = pipes.run(command=list(plan.command), context=context)
     except DagsterPipesExecutionError as exc:
         raise dg.Failure(description=f"training {plan.describe()} failed ({exc}); the reason is in this step's log. "
                                      f"Its run folder {plan.run_dir} is kept: re-materialize to resume from its "
