@@ -24,8 +24,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "test-artifacts" / "dagster-asset-graph.png"
+MODELS_SCREENSHOT = REPO / "test-artifacts" / "dagster-model-graph.png"
 LOCATION = "motionpipe"  # workspace.yaml's location_name
 GROUP_PAGE = f"/locations/__repository__@{LOCATION}/asset-groups/sample"
+MODELS_PAGE = f"/locations/__repository__@{LOCATION}/asset-groups/sample_models"
 # Without these, Chromium waits on network services (updates, sync, QUIC probes) that a closed machine never answers.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -144,9 +146,13 @@ def test_webserver_serves_asset_graph_and_browser_renders_it(chromium, webserver
     groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
     for key in ("sample/shards", "sample/manifest"):
         assert groups.get(key) == "sample", f"asset {key} missing from the graph (have {sorted(groups)})"
-    # Checkpoint assets arrive with the training stages; when present they must sit in a named group too.
-    for key in (k for k in groups if k.endswith("checkpoint")):
-        assert groups[key], f"checkpoint asset {key} has no group"
+    # The chain after the data, as the UI draws it: shards → checkpoint → AVD / evaluation → leaderboard.
+    deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]}
+            for n in _graphql(webserver, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]}
+    assert groups["sample/fomm/checkpoint"] == "sample_models" and "sample/shards" in deps["sample/fomm/checkpoint"]
+    assert "sample/mraa/checkpoint" in deps["sample/mraa/avd"]
+    assert "sample/fomm/checkpoint" in deps["sample/fomm/evaluation"]
+    assert {f"{d}/{m}/evaluation" for d in ("sample", "taichi", "ted") for m in ("fomm", "mraa")} <= deps["leaderboard"]
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
@@ -169,6 +175,15 @@ def test_webserver_serves_asset_graph_and_browser_renders_it(chromium, webserver
             assert graph_node.filter(has=page.get_by_text("manifest", exact=True)).count() == 1
             assert page.get_by_text("Join the Dagster community").count() == 0, "sign-up dialog covers the graph"
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            MODELS_SCREENSHOT.unlink(missing_ok=True)
+            page.goto(webserver + MODELS_PAGE, wait_until="load", timeout=60_000)
+            model_nodes = page.locator("svg foreignObject")
+            first = model_nodes.filter(has=page.get_by_text("checkpoint", exact=True)).first
+            first.wait_for(state="visible", timeout=90_000)
+            _wait_stable(first)
+            assert model_nodes.filter(has=page.get_by_text("evaluation", exact=True)).count() >= 1
+            page.screenshot(path=str(MODELS_SCREENSHOT), full_page=True)
         finally:
             browser.close()
     assert not page_errors, f"uncaught errors in the Dagster UI: {page_errors}"
@@ -181,3 +196,4 @@ def test_webserver_serves_asset_graph_and_browser_renders_it(chromium, webserver
             (int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"]))))
     assert full.stddev[0] > 10, f"{SCREENSHOT} is a near-blank single colour (stddev {full.stddev[0]:.1f})"
     assert node_pixels.stddev[0] > 5, "the shards node area of the screenshot is blank"
+    assert MODELS_SCREENSHOT.stat().st_size > 20_000, f"{MODELS_SCREENSHOT} is suspiciously small"
