@@ -85,6 +85,7 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     defs = dg.Definitions.merge(make_definitions(data_root=DataRootResource(url=root.url)), dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
     instance = dg.DagsterInstance.get()
     run_config = {"loggers": {"progress": {}}}
+    failed_checks: list[str] = []
     for n, (key, job) in enumerate(zip(steps, jobs), 1):
         started = time.perf_counter()
         print(f"[{n}/{len(steps)}] {key.to_user_string()} ...", flush=True)
@@ -94,6 +95,8 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
             print(f"[{n}/{len(steps)}] {key.to_user_string()}: FAILED after {took:.0f} s: {_failure_detail(result)}")
             return 1
         print(f"[{n}/{len(steps)}] {key.to_user_string()}: ok ({took:.0f} s) {_summary(result)}", flush=True)
+        failed_checks += [f"{c.asset_key.to_user_string()}:{c.check_name}"
+                          for c in result.get_asset_check_evaluations() if not c.passed]
 
     board = Path(root.base) / "leaderboard" / "leaderboard.md" if root.is_local else None
     if board is not None and board.is_file():
@@ -101,6 +104,9 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     if push:
         _dvc_commit_and_push(root)
     print(f"motionpipe demo: done in {time.perf_counter() - t0:.0f} s")
+    if failed_checks:
+        print(f"motionpipe demo: {len(failed_checks)} asset checks failed: {', '.join(failed_checks)}")
+        return 1
     return 0
 
 

@@ -88,8 +88,7 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
         "config": plan.config, "shards_content_hash": plan.shards_content_hash,
         **_lineage_metadata(published.path),
     })
-    curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
-    losses = [v for m in curve for row in m["curve"] for k, v in row.items() if k != "step"]
+    losses = _run_losses(plan, completed)
     bad = [v for v in losses if v is None or not math.isfinite(v)]
     check = dg.AssetCheckResult(
         check_name="losses_finite", passed=bool(losses) and not bad,
@@ -97,6 +96,18 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
         description=None if losses else "no loss window was logged (log_every larger than the run?)")
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256[:16]),
                                 check_results=[check])
+
+
+def _run_losses(plan: TrainingPlan, completed) -> list[float | None]:
+    """Every loss window the run ever logged (its TensorBoard scalars, across resumes: a re-materialization that
+    had nothing left to train still checks the whole run), else what this launch reported over Pipes."""
+    from training.curves import NoEventsError, load_scalars
+    try:
+        series = load_scalars(plan.run_dir / "tensorboard")
+        return [v for tag, points in series.items() if tag.startswith("loss/") for _, v in points]
+    except NoEventsError:
+        curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
+        return [v for m in curve for row in m["curve"] for k, v in row.items() if k != "step"]
 
 
 def _curves_metadata(plan: TrainingPlan) -> dict:
