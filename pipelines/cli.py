@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
-    from assets.models.params import MODELS
+    from training.run_params import MODELS
 
     p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
                                      "checkpoint (what the Dagster asset and `dvc repro` run)")

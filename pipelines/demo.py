@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.models.defs import checkpoint_key, evaluation_key
-from assets.models.params import load_params
+from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.rebuild import ensure_dagster_home, rebuild
 from pipelines.resources import DataRootResource

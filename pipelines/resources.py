@@ -60,7 +60,7 @@ class TrainingResource(dg.ConfigurableResource):
                       self.vgg_weights)
 
     def params(self, dataset: str):
-        from assets.models.params import PARAMS_FILE, load_params
+        from training.run_params import PARAMS_FILE, load_params
         return load_params(self.params_file or PARAMS_FILE).for_dataset(dataset)
 
     def torch_device(self) -> str:

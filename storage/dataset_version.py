@@ -13,8 +13,10 @@ plus the catalog's row counts, which make a silently shrunken dataset (videos lo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -23,6 +25,8 @@ from storage import paths
 from storage.catalog import SPLITS
 from storage.root import DataRoot
 from storage.shards import ShardError, content_hash, read_shard_manifest
+
+log = logging.getLogger(__name__)
 
 
 def dvc_md5(path: str | os.PathLike, *, state_dir: str | os.PathLike | None = None,
@@ -146,3 +150,15 @@ def dataset_version(root: DataRoot, dataset: str, *, dvc: bool = True,
         chunks=len(splits),
         chunks_per_split=dict(sorted(per_split.items())),
     )
+
+
+def dataset_version_record(root: DataRoot, dataset: str) -> dict:
+    """What checkpoints and evaluations record: ``dataset_version(...).to_dict()`` with DVC's state cache under a
+    local root's ``cache/dvc-state``; shards without a catalog (made by hand) give ``{"dataset", "incomplete"}``
+    naming what is missing instead of failing the run."""
+    state = Path(root.base) / "cache" / "dvc-state" if root.is_local else None
+    try:
+        return dataset_version(root, dataset, state_dir=state).to_dict()
+    except FileNotFoundError as exc:
+        log.warning("dataset version of %s incomplete: %s", dataset, exc)
+        return {"dataset": dataset, "incomplete": str(exc)}

@@ -27,7 +27,7 @@ def test_workspace_loads_with_the_dagster_cli(tmp_path):
 
 
 def test_every_model_on_every_dataset_from_one_factory_with_checks_schedule_and_sensor():
-    from assets.models.params import config_path
+    from training.run_params import config_path
     from training.config import config_hash, load_config
 
     graph = defs.resolve_asset_graph()

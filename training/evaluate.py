@@ -46,7 +46,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from storage.dataset_version import dataset_version_record
 from storage.frames import encode_frame
+from storage.paths import evaluation_dir, published_checkpoint
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
 from training.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
@@ -333,20 +335,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
 
     prov = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha256_file(checkpoint),
             "model": cfg.model, "config": cfg.name, "trained_on": cfg.dataset.name, "bf16": bf16,
-            "checkpoint_lineage": animator.lineage, "dataset_version": _dataset_version(root, dataset)}
+            "checkpoint_lineage": animator.lineage, "dataset_version": dataset_version_record(root, dataset)}
     return evaluate_videos(index, generate, out_dir, extractors=extractors, device=device, batch_size=batch_size,
                            max_chunks=max_chunks, cache_dir=cache_dir, provenance=prov,
                            extractor_weights=extractor_weights)
-
-
-def _dataset_version(root: DataRoot, dataset: str) -> dict:
-    from storage.dataset_version import dataset_version
-    state = Path(root.base) / "cache" / "dvc-state" if root.is_local else None
-    try:
-        return dataset_version(root, dataset, state_dir=state).to_dict()
-    except FileNotFoundError as exc:  # shards without a catalog (made by hand): say what is missing
-        log.warning("dataset version of %s incomplete: %s", dataset, exc)
-        return {"dataset": dataset, "incomplete": str(exc)}
 
 
 # ---- command line ----------------------------------------------------------------------------------------------------
@@ -364,7 +356,7 @@ def newest_checkpoint(data_root: Path, model: str, dataset: str) -> Path:
     """The published checkpoint (``models/<dataset>/<model>/main.pt``), else the newest of a hand-made run."""
     from training.checkpoint import list_checkpoints
 
-    published = data_root / "models" / dataset / model / "main.pt"
+    published = Path(published_checkpoint(DataRoot(str(data_root)), dataset, model))
     if published.is_file():
         return published
     folder = run_dir(data_root, model, dataset) / "checkpoints"
@@ -408,11 +400,12 @@ def evaluate_command(args) -> int:
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     _check_model(checkpoint, args.model, args.config)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(args.out) if args.out else evaluations_dir(base, args.dataset) / args.model
-    settings = run_settings(args.params, args.dataset)
-    extractors = args.extractors or list(settings.get("extractors") or DEFAULT_EXTRACTORS)
-    max_chunks = args.max_chunks if args.max_chunks is not None else settings.get("eval_max_chunks")
-    batch_size = args.batch_size or settings.get("eval_batch_size") or 16
+    out = Path(args.out) if args.out else Path(evaluation_dir(root, args.dataset, args.model))
+    from training.run_params import dataset_params
+    settings = dataset_params(args.dataset, args.params)  # the same settings as the Dagster asset and `dvc repro`
+    extractors = args.extractors or list(settings.extractors if settings else DEFAULT_EXTRACTORS)
+    max_chunks = args.max_chunks if args.max_chunks is not None else (settings.eval_max_chunks if settings else None)
+    batch_size = args.batch_size or (settings.eval_batch_size if settings else 16)
     result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
                                  batch_size=batch_size, max_chunks=max_chunks, config=args.config,
                                  cache_dir=evaluations_dir(base, args.dataset) / CACHE, bf16=args.bf16)
@@ -423,18 +416,6 @@ def evaluate_command(args) -> int:
         print(f"skipped {n}: {reason}")
     print(f"wrote {out} ({result.n_chunks} chunks, {result.n_frames} frames)")
     return 0
-
-
-def run_settings(params_file: str | None, dataset: str) -> dict:
-    """The dataset's evaluation settings in params.yaml (the file `dvc repro` and the Dagster assets use), if any."""
-    import yaml
-
-    path = Path(params_file) if params_file else Path(__file__).resolve().parents[1] / "params.yaml"
-    if not path.is_file():
-        if params_file:
-            raise FileNotFoundError(f"run settings not found: {path}")
-        return {}
-    return ((yaml.safe_load(path.read_text()) or {}).get("datasets") or {}).get(dataset) or {}
 
 
 def _check_model(checkpoint: Path, model: str, config: str | None) -> None:

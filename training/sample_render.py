@@ -269,10 +269,10 @@ def samples_command(args) -> int:
     models = [find_model_checkpoints(base, name, args.dataset) for name in names]
     out = args.out or paths.samples_dir(root, args.dataset)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    from training.evaluate import run_settings
-    settings = run_settings(None, args.dataset)  # the same settings as the Dagster asset and `dvc repro`
-    pairs = args.pairs or settings.get("sample_pairs") or 4
-    max_frames = args.max_frames or settings.get("sample_max_frames")
+    from training.run_params import dataset_params
+    settings = dataset_params(args.dataset)  # the same settings as the Dagster asset and `dvc repro`
+    pairs = args.pairs or (settings.sample_pairs if settings else 4)
+    max_frames = args.max_frames or (settings.sample_max_frames if settings else None)
     rendered = render_samples(root, args.dataset, models, out, n_pairs=pairs, seed=args.seed, device=device,
                               max_frames=max_frames, batch_size=args.batch_size,
                               input_keypoints=args.input_keypoints)

@@ -140,25 +140,17 @@ def git_commit() -> str | None:
 
 
 def dataset_lineage(cfg: Config, data_root: str) -> dict:
-    """What the run trains on: data root, dataset, and its version (shards' content and DVC hashes, the manifest's
-    sha256, catalog row counts)."""
-    from storage.dataset_version import dataset_version
+    """What the run trains on: data root, dataset, the shard set it reads, and the dataset's version (shards'
+    content and DVC hashes, the manifest's sha256, catalog row counts)."""
+    from storage.dataset_version import dataset_version_record
+    from storage.paths import shards_dir
     from storage.root import DataRoot
+    from storage.shards import read_shard_manifest
     root = DataRoot(data_root)
-    state = Path(root.base) / "cache" / "dvc-state" if root.is_local else None
-    try:
-        version = dataset_version(root, cfg.dataset.name, state_dir=state)
-    except FileNotFoundError as exc:  # shards without a catalog (made by hand): record what there is
-        from storage.paths import shards_dir
-        from storage.shards import read_shard_manifest
-        log.warning("dataset version of %s incomplete: %s", cfg.dataset.name, exc)
-        manifest = read_shard_manifest(root, shards_dir(root, cfg.dataset.name))
-        return {"data_root": root.url, "dataset": cfg.dataset.name, "split": "train",
-                "shards_content_hash": manifest.content_hash, "n_shards": len(manifest.shards),
-                "version": {"dataset": cfg.dataset.name, "incomplete": str(exc)}}
+    manifest = read_shard_manifest(root, shards_dir(root, cfg.dataset.name))
     return {"data_root": root.url, "dataset": cfg.dataset.name, "split": "train",
-            "shards_content_hash": version.shards_content_hash, "n_shards": version.n_shards,
-            "version": version.to_dict()}
+            "shards_content_hash": manifest.content_hash, "n_shards": len(manifest.shards),
+            "version": dataset_version_record(root, cfg.dataset.name)}
 
 
 def build_data(args, cfg: Config, schedule: Schedule, ctx: DistContext, batch: int):

@@ -532,6 +532,7 @@ class Trainer:
                         "not bit-exact", p, len(rng), self.dist.world_size)
             seed_everything(rank_seed(self.options.seed, self.dist.rank, self.step))
         self._resume_history = list(state.get("resume_history", [])) + [{"path": str(p), "step": self.step}]
+        self.last_checkpoint = p  # the run's newest weights until the next save (a finished run saves no more)
         if self.is_main:
             log.info("resumed from %s at step %d (epoch %d, batch %d)", p, self.step, self.epoch, self.step_in_epoch)
         return p

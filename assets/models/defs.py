@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 
-from assets.models.params import PARAMS_FILE, config_path, load_params
+from training.run_params import PARAMS_FILE, config_path, load_params
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.models.scoring import metric_problems, score_model
 from assets.versions import MODEL_STAGE_VERSIONS

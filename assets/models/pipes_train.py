@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import sys
-from pathlib import Path
 
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, PipesContext, open_dagster_pipes
 
@@ -58,11 +57,7 @@ def run_with_pipes(argv: list[str]) -> int:
         except BaseException as exc:  # the reason, in the Dagster event log, not only on this process's stderr
             pipes.log.error(f"training failed: {type(exc).__name__}: {exc}")
             raise
-        checkpoint = result.last_checkpoint
-        if checkpoint is None:  # nothing new trained (the budget was already reached): the run's newest one
-            from training.checkpoint import latest_checkpoint
-            out = Path(argv[argv.index("--out") + 1])
-            checkpoint = latest_checkpoint(out / "checkpoints")
+        checkpoint = result.last_checkpoint  # the resumed one when nothing was left to train
         if checkpoint is None:
             raise RuntimeError("the run ended without any checkpoint")
         losses = {k: v for k, v in result.losses.items() if k.startswith("loss/")}

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.models.params import RunParams, config_path
+from training.run_params import RunParams, config_path
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.models.params import RunParams
+from training.run_params import RunParams
 from assets.models.runs import local_base
 from storage import paths
 from storage.root import DataRoot, sha256_file
@@ -40,7 +40,7 @@ def _previous(out_dir: Path, checkpoint_sha: str, content_hash: str, params: Run
 
 def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, device: str = "cpu") -> Scores:
     """Reconstruct and score ``dataset``'s test split with the published main checkpoint of ``model``."""
-    from training.evaluate import CACHE, evaluate_checkpoint
+    from training.evaluate import CACHE, evaluate_checkpoint, evaluations_dir
 
     base = local_base(root)
     checkpoint = Path(paths.published_checkpoint(root, dataset, model, "main"))
@@ -54,7 +54,7 @@ def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, dev
         return previous
     result = evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors, device=device,
                                  batch_size=params.eval_batch_size, max_chunks=params.eval_max_chunks,
-                                 cache_dir=base / "evaluations" / dataset / CACHE)
+                                 cache_dir=evaluations_dir(base, dataset) / CACHE)
     values = {label: (None if math.isnan(v) else float(v)) for label, v in result.values.items()}
     return Scores(out_dir, values, result.provenance, reused=False)
 

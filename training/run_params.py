@@ -1,5 +1,5 @@
-"""The model stages' run settings (``params.yaml``), validated on load: one file read by `dvc repro` and by the
-Dagster model assets, so both train, evaluate and render the same thing."""
+"""The model stages' run settings (``params.yaml``), validated on load: one file read by `dvc repro`, the
+`motionpipe` commands and the Dagster model assets, so all of them train, evaluate and render the same thing."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from training.config import CONFIG_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")
 
@@ -86,3 +86,11 @@ def config_path(model: str, dataset: str, config_dir: str | Path | None = None) 
 
 def config_name(model: str, dataset: str, config_dir: str | Path | None = None) -> str:
     return config_path(model, dataset, config_dir).stem
+
+
+def dataset_params(dataset: str, path: str | Path | None = None) -> RunParams | None:
+    """The dataset's settings in ``path`` (default: the project's params.yaml, if present), None when it has none;
+    for commands whose own defaults apply outside a project checkout."""
+    if path is None and not PARAMS_FILE.is_file():
+        return None
+    return load_params(path or PARAMS_FILE).datasets.get(dataset)
