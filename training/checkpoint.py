@@ -18,6 +18,7 @@ pruned only after the new one is durable.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import uuid
@@ -36,6 +37,11 @@ _TMP_MARK = ".tmp-"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, corrupted or not a motionpipe training checkpoint; names the file."""
+
+
+class UnsafeCheckpointError(CheckpointError, ValueError):
+    """The file pickles Python objects beyond tensors and plain containers: loading it could run arbitrary code,
+    so it was refused (``weights_only=True``). Also a ValueError, as bad input to the official-checkpoint reader."""
 
 
 def step_checkpoint_name(step: int) -> str:
@@ -166,6 +172,26 @@ def prune_checkpoints(directory: str | os.PathLike, keep: int) -> list[Path]:
 # -----------------------------------------------------------------------------
 # reading
 
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)|(\S+) was not an allowed global")
+
+
+def load_weights_only(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a file can never run
+    code. A file that pickles anything else is refused with :class:`UnsafeCheckpointError` naming the file and
+    the object; other failures (truncated, not a torch file) propagate as torch raises them."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = _REFUSED_GLOBAL.search(str(err))
+        if found is None:  # not a pickle at all: keep the unpickler's reason, not torch's advice to re-run unsafely
+            reason = str(err).partition("WeightsUnpickler error:")[2].strip().split("\n\n")[0] or str(err)
+            raise pickle.UnpicklingError(f"{path}: {reason}") from None
+        name = found.group(1) or found.group(2)
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: it pickles the Python object {name}, and unpickling arbitrary objects "
+            f"can run code (checkpoints are read with torch.load(weights_only=True), which admits only tensors "
+            f"and plain data)") from None
+
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and sanity-check a checkpoint; any failure is a :class:`CheckpointError` naming the file."""
@@ -173,7 +199,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = load_weights_only(path, map_location=map_location)
+    except UnsafeCheckpointError:
+        raise
     except Exception as err:  # zip/pickle errors of a truncated or overwritten file
         hint = _previous_hint(path)
         raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupted?): "

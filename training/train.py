@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import latest_checkpoint, load_checkpoint, load_networks
+from training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_networks
 from training.config import Config, config_hash, load_config
 from training.trainer import DistContext, Schedule, Trainer, TrainOptions, init_distributed, shutdown_distributed
 
@@ -208,7 +208,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    run(argv)
+    """Exit 2 with the file and the reason for a checkpoint that cannot be used (missing, corrupt, of another
+    model, or refused because unpickling it could run code), not a traceback."""
+    try:
+        run(argv)
+    except CheckpointError as err:
+        print(f"training.train: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

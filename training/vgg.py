@@ -64,7 +64,8 @@ class Vgg19(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"VGG-19 weights not found at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from training.checkpoint import load_weights_only
+        state = load_weights_only(path)  # a file that pickles more than tensors is refused, never run
         own = self.features.state_dict()
         mapped = {}
         for key, value in own.items():

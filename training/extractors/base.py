@@ -37,8 +37,11 @@ def resolve_weights(path: str | os.PathLike | None, env_var: str, what: str) -> 
 
 def load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     """A plain state dict from ``path`` (weights_only), with a DataParallel ``module.`` prefix removed."""
+    from training.checkpoint import UnsafeCheckpointError, load_weights_only
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
+    except UnsafeCheckpointError as exc:
+        raise ValueError(f"{what}: {exc}") from None
     except Exception as exc:  # truncated file, pickle of a whole model, not a torch file ...
         raise ValueError(f"{what}: cannot read {path} as a state dict ({exc})") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
