@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from training.config import load_config, validate_config
+from training.config import load_config, upgrade_embedded_config, validate_config
 from training.convert import (CheckpointMismatchError, build_avd_network, build_inference_model,
                               convert_official, detect_layout, is_motionpipe_checkpoint, load_official,
                               read_checkpoint)
@@ -291,7 +291,8 @@ def _from_training_checkpoint(path, state: dict, config) -> tuple:
     if state.get("stage", "main") != "main":
         raise ValueError(f"{path} is a {state['stage']!r}-stage checkpoint (networks {sorted(state['networks'])}): "
                          "pass the main-stage checkpoint as --checkpoint and this one as --avd-checkpoint")
-    cfg = validate_config(state["config"], source=f"{path} (embedded config)")
+    source = f"{path} (embedded config)"
+    cfg = validate_config(upgrade_embedded_config(state["config"], source), source=source)
     if config is not None:
         log.warning("%s carries its own config %r; --config %s is ignored", path, cfg.name, config)
     if state["model"] != cfg.model:

@@ -254,6 +254,59 @@ def load_config(path: str | Path) -> Config:
     return validate_config(raw, source=str(p))
 
 
+# -----------------------------------------------------------------------------
+# the warping convention (model_params.align_corners) across checkpoints
+
+# The grid_sample convention each official repository's weights were trained with (training/grids.py says why).
+OFFICIAL_ALIGN_CORNERS = {"fomm": True, "monkeynet": True, "tpsmm": True, "mraa": False}
+# motionpipe checkpoints written before the field existed were all trained with True.
+LEGACY_ALIGN_CORNERS = True
+
+
+def embedded_align_corners(raw: dict) -> bool:
+    """The convention a checkpoint's embedded config (a plain dict) was trained with."""
+    params = raw.get("model_params") if isinstance(raw, dict) else None
+    if isinstance(params, dict) and "align_corners" in params:
+        return bool(params["align_corners"])
+    return LEGACY_ALIGN_CORNERS
+
+
+def upgrade_embedded_config(raw: dict, source: str) -> dict:
+    """A checkpoint's embedded config, with ``model_params.align_corners`` filled in where it predates the field.
+
+    Such checkpoints were trained with True, so True is what reproduces them (whatever the YAML says today);
+    the log names the field so a user comparing runs knows why an old MRAA run samples differently."""
+    params = raw.get("model_params") if isinstance(raw, dict) else None
+    if not isinstance(params, dict) or "align_corners" in params:
+        return raw
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "%s: config predates model_params.align_corners; using %s, the convention it was trained with",
+        source, LEGACY_ALIGN_CORNERS)
+    return {**raw, "model_params": {"align_corners": LEGACY_ALIGN_CORNERS, **params}}
+
+
+def require_same_convention(checkpoint_config: dict, cfg: Config, source: str) -> None:
+    """Refuse weights trained under another grid_sample convention: every warp would sample half a pixel off,
+    and resumed training or an AVD stage would silently learn a different model."""
+    trained = embedded_align_corners(checkpoint_config)
+    wanted = cfg.model_params.align_corners
+    if trained != wanted:
+        raise ConfigError(f"{source} was trained with model_params.align_corners={trained}, but config "
+                          f"{cfg.name!r} sets model_params.align_corners={wanted}: set it to {trained} in the "
+                          "config to use these weights, or start a new run")
+
+
+def require_official_convention(cfg: Config, layout_name: str, source: str) -> None:
+    """Official weights only give the official frames under the convention they were trained with."""
+    official = OFFICIAL_ALIGN_CORNERS[cfg.model]
+    if cfg.model_params.align_corners != official:
+        raise ConfigError(f"{source}: {layout_name} checkpoints were trained with grid_sample "
+                          f"align_corners={official}, but config {cfg.name!r} sets model_params.align_corners="
+                          f"{cfg.model_params.align_corners}; set it to {str(official).lower()} to convert them")
+
+
 def config_to_dict(cfg: Config) -> dict:
     """Plain-python form of a config (for checkpoints and hashing)."""
     return cfg.model_dump(mode="json")

@@ -37,6 +37,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from training.config import require_official_convention
 from training.models import build_model
 from training.models.avd import KeypointAVD, RegionAVD
 
@@ -322,6 +323,7 @@ def convert_official(ckpt: dict, cfg, networks: dict[str, nn.Module], source: st
         raise CheckpointMismatchError(
             f"{source} is a {LAYOUT_NAMES[found]} ({found}) checkpoint (top-level keys "
             f"{sorted(map(str, ckpt))}), but config {cfg.name!r} is a {cfg.model} model")
+    require_official_convention(cfg, LAYOUT_NAMES[found], source)
     lay = layout(cfg.model)
     report = ConversionReport(source=source, layout=found, config=cfg.name)
     entries = dict(ckpt)

@@ -1,9 +1,15 @@
 """Coordinate grids, Gaussian heatmaps and warping: the one spatial convention used by every model.
 
 Convention (shared by FOMM, MRAA, TPSMM and Monkey-Net):
-- Coordinates live in [-1, 1]; pixel i of n maps to 2*i/(n-1) - 1, i.e. ``align_corners=True``.
+- Coordinate grids live in [-1, 1]; pixel i of n sits at 2*i/(n-1) - 1 (every official repository builds its
+  grids this way).
 - The last dimension is (x, y): x indexes width (columns), y indexes height (rows).
-- Every ``grid_sample`` goes through :func:`warp`, so the convention is set in exactly one place.
+- Every ``grid_sample`` goes through :func:`warp`, whose ``align_corners`` has no default: it is a per-model
+  setting (``model_params.align_corners``), because the official checkpoints were trained under different
+  torch defaults. FOMM (torch 1.0) and Monkey-Net (torch 0.4) sampled with the old behaviour, True; TPSMM passes
+  True explicitly; MRAA pins torch 1.4, where the default had become False, and never passes it. With False the
+  [-1, 1] grid above samples half a pixel inside the border, so an identity flow zooms in slightly: that is what
+  MRAA's weights learned, and converted MRAA checkpoints only reproduce their frames with it.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def autocast_off(like: torch.Tensor):
 
 def make_coordinate_grid(h: int, w: int, dtype: torch.dtype | None = None,
                          device: torch.device | str | None = None) -> torch.Tensor:
-    """(h, w, 2) grid of (x, y) coordinates in [-1, 1] (align_corners=True convention)."""
+    """(h, w, 2) grid of (x, y) coordinates in [-1, 1], pixel i of n at 2*i/(n-1) - 1."""
     dtype = dtype or torch.float32
     # (a single pixel sits at 0, where 2*i/(n-1) - 1 would divide by zero)
     kw = dict(dtype=dtype, device=device)
@@ -90,37 +96,55 @@ def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
 
 @float32_math
 def heatmap_mean(heatmap: torch.Tensor) -> torch.Tensor:
-    """Expected coordinate of normalised heatmaps: (B, K, h, w) -> (B, K, 2)."""
+    """Expected coordinate of normalised heatmaps: (B, K, h, w) -> (B, K, 2).
+
+    Accumulated in float64: a float32 sum over 64x64 pixels is good to ~1e-7 per coordinate, and MRAA's PCA of
+    near-isotropic regions turns errors of that size into visible frame differences. K heatmaps are small, so the
+    wider accumulation costs nothing measurable, and the result is returned in the heatmap's dtype.
+    """
     h, w = heatmap.shape[-2:]
-    grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
-    return torch.einsum("bkhw,hwc->bkc", heatmap, grid)
+    grid = make_coordinate_grid(h, w, dtype=torch.float64, device=heatmap.device)  # (h, w, 2)
+    mean = (heatmap.double()[..., None] * grid).sum(dim=(-3, -2))  # (B, K, 2)
+    return mean.to(heatmap.dtype)
 
 
 @float32_math
 def heatmap_covariance(heatmap: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Heatmap-weighted second moment about ``mean``: (B, K, h, w), (B, K, 2) -> (B, K, 2, 2)."""
+    """Heatmap-weighted second moment about ``mean``: (B, K, h, w), (B, K, 2) -> (B, K, 2, 2).
+
+    Float64 accumulation for the reason given in :func:`heatmap_mean` (a float32 einsum is ~10x further from the
+    exact covariance than a careful float32 reduction, and the PCA amplifies it).
+    """
     h, w = heatmap.shape[-2:]
-    grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)  # (h, w, 2)
-    d = grid - mean[:, :, None, None, :]  # (B, K, h, w, 2)
-    return torch.einsum("bkhw,bkhwi,bkhwj->bkij", heatmap, d, d)
+    grid = make_coordinate_grid(h, w, dtype=torch.float64, device=heatmap.device)  # (h, w, 2)
+    d = grid - mean.double()[:, :, None, None, :]  # (B, K, h, w, 2)
+    dx, dy = d[..., 0], d[..., 1]
+    heat = heatmap.double()
+    xx, xy, yy = ((heat * a * b).sum(dim=(2, 3)) for a, b in ((dx, dx), (dx, dy), (dy, dy)))  # (B, K) each
+    covar = torch.stack([torch.stack([xx, xy], -1), torch.stack([xy, yy], -1)], -2)  # (B, K, 2, 2)
+    return covar.to(heatmap.dtype)
 
 
-def warp(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+def warp(image: torch.Tensor, grid: torch.Tensor, *, align_corners: bool,
+         padding_mode: str = "zeros") -> torch.Tensor:
     """Sample ``image`` (B, C, H, W) at ``grid`` (B, h, w, 2) in the shared [-1,1] (x, y) convention.
 
-    Both are promoted to the wider dtype: a bf16 grid would misplace samples by about a pixel at 256 px.
+    ``align_corners`` is the model's sampling convention (see the module docstring); it has no default so that
+    no call site can silently fall back to another model's. Both tensors are promoted to the wider dtype: a bf16
+    grid would misplace samples by about a pixel at 256 px.
     """
     dtype = torch.promote_types(image.dtype, grid.dtype)
     return F.grid_sample(image.to(dtype), grid.to(dtype), mode="bilinear", padding_mode=padding_mode,
-                         align_corners=True)
+                         align_corners=align_corners)
 
 
-def warp_each(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+def warp_each(image: torch.Tensor, grids: torch.Tensor, *, align_corners: bool) -> torch.Tensor:
     """Warp one image by each of M grids: (B, C, h, w), (B, M, h, w, 2) -> (B, M, C, h, w)."""
     b, c, h, w = image.shape
     m = grids.shape[1]
     rep = image.unsqueeze(1).expand(b, m, c, h, w).reshape(b * m, c, h, w)
-    return warp(rep, grids.reshape(b * m, *grids.shape[2:])).view(b, m, c, *grids.shape[2:4])
+    return warp(rep, grids.reshape(b * m, *grids.shape[2:]),
+                align_corners=align_corners).view(b, m, c, *grids.shape[2:4])
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

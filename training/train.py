@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_networks
-from training.config import Config, config_hash, load_config
+from training.config import Config, ConfigError, config_hash, load_config, require_same_convention
 from training.trainer import DistContext, Schedule, Trainer, TrainOptions, init_distributed, shutdown_distributed
 
 log = logging.getLogger("motionpipe.train")
@@ -109,6 +109,7 @@ def build_avd_stage(cfg: Config, main_checkpoint: str | Path):
     if state["model"] != cfg.model or state.get("stage", "main") != "main":
         raise ValueError(f"{main_checkpoint}: a {state['model']!r} {state.get('stage')!r} checkpoint cannot "
                          f"start the {cfg.model!r} AVD stage")
+    require_same_convention(state["config"], cfg, str(main_checkpoint))
     weights = cfg.train.loss_weights.model_copy(update={"perceptual": ()})  # the AVD stage needs no VGG
     main = build_model(cfg.model_copy(update={"train": cfg.train.model_copy(update={"loss_weights": weights})}))
     load_networks(main, state)
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
     model, or refused because unpickling it could run code), not a traceback."""
     try:
         run(argv)
-    except CheckpointError as err:
+    except (CheckpointError, ConfigError) as err:  # ConfigError: also weights of another warping convention
         print(f"training.train: error: {err}", file=sys.stderr)
         return 2
     return 0

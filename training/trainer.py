@@ -53,7 +53,7 @@ import torch.nn as nn
 from training.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, capture_rng_state, epoch_checkpoint_name,
                                  latest_checkpoint, load_checkpoint, load_networks, prune_checkpoints,
                                  remove_stale_temporaries, restore_rng_state, save_checkpoint, step_checkpoint_name)
-from training.config import Config, config_to_dict
+from training.config import Config, config_to_dict, require_same_convention
 
 log = logging.getLogger("motionpipe.train")
 
@@ -512,6 +512,7 @@ class Trainer:
         if state["model"] != self.cfg.model or state.get("stage", "main") != self.stage:
             raise CheckpointError(f"{p}: checkpoint of {state['model']!r} stage {state.get('stage')!r} cannot "
                                   f"resume {self.cfg.model!r} stage {self.stage!r}")
+        require_same_convention(state["config"], self.cfg, str(p))
         diff = _config_diff(state["config"], config_to_dict(self.cfg))
         if diff:
             log.warning("%s: config differs from the checkpoint's at %s; resuming with the new config", p, diff)
@@ -540,6 +541,7 @@ class Trainer:
     def init_from(self, path: str | os.PathLike) -> list[str]:
         """Load only network weights (fine-tuning, e.g. FOMM-adv from a FOMM run); returns networks not found."""
         state = load_checkpoint(path)
+        require_same_convention(state["config"], self.cfg, str(path))
         absent = load_networks(self.model, state, strict=False)
         if absent and self.is_main:
             log.warning("%s has no weights for %s: they keep their initialisation", path, absent)

@@ -92,9 +92,10 @@ class RandomTps:
         lin = self.theta.to(coords)[:, None, :, :2]  # (B, 1, 2, 2)
         return lin + tps_grad[:, :, None, :]  # same TPS gradient added to both rows
 
-    def transform_frame(self, frame: torch.Tensor) -> torch.Tensor:
-        """Resample frames (B, C, H, W) at T(grid), reflection padding, as the official training code."""
+    def transform_frame(self, frame: torch.Tensor, *, align_corners: bool) -> torch.Tensor:
+        """Resample frames (B, C, H, W) at T(grid), reflection padding, as the official training code; with the
+        model's own ``align_corners`` (its official code samples these frames like every other warp)."""
         b, _, h, w = frame.shape
         grid = make_coordinate_grid(h, w, dtype=frame.dtype, device=frame.device).view(1, h * w, 2)
         grid = self.warp_coordinates(grid).view(self.bs, h, w, 2)
-        return warp(frame, grid, padding_mode="reflection")
+        return warp(frame, grid, align_corners=align_corners, padding_mode="reflection")

@@ -25,14 +25,34 @@ def test_coordinate_grid_convention():
 def test_identity_warp_is_exact():
     img = torch.rand(2, 3, 7, 9)
     grid = grids.make_coordinate_grid(7, 9).expand(2, 7, 9, 2)
-    assert torch.allclose(grids.warp(img, grid), img, atol=1e-6)  # align_corners=True convention
+    assert torch.allclose(grids.warp(img, grid, align_corners=True), img, atol=1e-6)  # align_corners=True convention
+
+
+def test_warp_conventions_worked_by_hand():
+    """A 1x4 row [1, 2, 3, 4] sampled at the [-1, 1] grid's own points x = -1, -1/3, 1/3, 1.
+
+    align_corners=True puts x = -1 and 1 on the centres of the first and last pixels: the identity.
+    align_corners=False puts them on the outer edges, pixel coordinate ((x + 1) * 4 - 1) / 2 = -0.5, 0.833,
+    2.167, 3.5: bilinear with zero padding gives 0.5 * 1, 1 + 0.833, 3 + 0.167, 0.5 * 4 (MRAA's torch 1.4 weights
+    were trained on exactly this slight zoom)."""
+    img = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 1, 4)
+    grid = grids.make_coordinate_grid(1, 4).unsqueeze(0)  # (1, 1, 4, 2), y = 0
+    torch.testing.assert_close(grids.warp(img, grid, align_corners=True)[0, 0, 0], torch.tensor([1.0, 2, 3, 4]))
+    torch.testing.assert_close(grids.warp(img, grid, align_corners=False)[0, 0, 0],
+                               torch.tensor([0.5, 1 + 5 / 6, 3 + 1 / 6, 2.0]))
+    # grid_sample's own default since torch 1.3 (the one MRAA's code relied on) is False
+    with pytest.warns(UserWarning):
+        default = torch.nn.functional.grid_sample(img, grid)
+    torch.testing.assert_close(default, grids.warp(img, grid, align_corners=False))
+    with pytest.raises(TypeError, match="align_corners"):
+        grids.warp(img, grid)  # no silent default
 
 
 def test_warp_shift_by_one_pixel():
     img = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 5, 5)
     grid = grids.make_coordinate_grid(5, 5).clone().unsqueeze(0)
     grid[..., 0] += 0.5  # one pixel to the right (spacing 2/(5-1))
-    out = grids.warp(img, grid)
+    out = grids.warp(img, grid, align_corners=True)
     assert torch.allclose(out[0, 0, 2, :4], torch.tensor([1.0, 2.0, 3.0, 4.0]))
 
 
@@ -116,7 +136,7 @@ def test_image_pyramid():
 def test_random_tps_zero_coefficients_is_identity(kernel):
     t = RandomTps(3, sigma_affine=0.0, sigma_tps=0.0, points_tps=5, kernel=kernel)
     frame = torch.rand(3, 3, 16, 16)
-    assert torch.allclose(t.transform_frame(frame), frame, atol=1e-6)
+    assert torch.allclose(t.transform_frame(frame, align_corners=True), frame, atol=1e-6)
     pts = torch.rand(3, 7, 2) * 2 - 1
     assert torch.allclose(t.warp_coordinates(pts), pts)
     assert torch.allclose(t.jacobian(pts), torch.eye(2).expand(3, 7, 2, 2))
@@ -173,7 +193,7 @@ def test_equivariance_losses_vanish_on_exactly_transformed_pair():
     rot = scale * torch.tensor([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]], dtype=torch.float64)
     theta = torch.cat([rot, torch.tensor([[0.05], [-0.03]], dtype=torch.float64)], 1).unsqueeze(0)
     t = RandomTps.from_params(theta, torch.zeros(1, 25, dtype=torch.float64), points_tps=5)
-    transformed = t.transform_frame(frame)
+    transformed = t.transform_frame(frame, align_corners=True)
     drv, trn = _detect(frame), _detect(transformed)
     value = losses.equivariance_value_loss(drv["shift"], trn["shift"], t)
     jac = losses.equivariance_jacobian_loss(drv["affine"], trn["shift"], trn["affine"], t, sign_fix=True)
@@ -284,3 +304,36 @@ def test_config_errors_name_the_field(tmp_path):
         validate_config(raw, "x.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+# --- the warping convention across configs and checkpoints ---------------------------------------
+
+def test_every_config_declares_its_models_official_warping_convention():
+    from training.config import OFFICIAL_ALIGN_CORNERS
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.model_params.align_corners is OFFICIAL_ALIGN_CORNERS[cfg.model], path.name
+    assert OFFICIAL_ALIGN_CORNERS == {"fomm": True, "monkeynet": True, "tpsmm": True, "mraa": False}
+
+
+@pytest.mark.parametrize("name", ["fomm-sample-64", "mraa-sample-64", "tpsmm-sample-64", "monkeynet-sample-64"])
+def test_a_config_without_align_corners_is_refused_naming_the_field(name):
+    raw = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
+    del raw["model_params"]["align_corners"]
+    with pytest.raises(ConfigError, match=r"model_params\.align_corners: Field required"):
+        validate_config(raw, "x.yaml")
+
+
+def test_checkpoint_configs_from_before_the_field_were_trained_with_true(caplog):
+    from training.config import config_to_dict, require_same_convention, upgrade_embedded_config
+    cfg = load_config("mraa-sample-64")
+    old = config_to_dict(cfg)
+    del old["model_params"]["align_corners"]
+    upgraded = upgrade_embedded_config(old, "old.pt")
+    assert upgraded["model_params"]["align_corners"] is True and "align_corners" not in old["model_params"]
+    assert "model_params.align_corners" in caplog.text
+    assert validate_config(upgraded).model_params.align_corners is True
+    # MRAA configs now say False: the old weights are refused for resuming/fine-tuning, naming the field
+    with pytest.raises(ConfigError, match=r"trained with model_params\.align_corners=True.*align_corners=False"):
+        require_same_convention(old, cfg, "old.pt")
+    require_same_convention(config_to_dict(cfg), cfg, "new.pt")  # same convention: fine

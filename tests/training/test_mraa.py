@@ -8,11 +8,12 @@ import yaml
 
 from training.blocks import count_parameters
 from training.config import CONFIG_DIR, load_config, validate_config
-from training.grids import make_coordinate_grid, region2gaussian
+from training.grids import heatmap_covariance, heatmap_mean, make_coordinate_grid, region2gaussian
 from training.models import build_model
 from training.models.avd import (KeypointAVD, RegionAVD, build_region_avd, random_scale_keypoints,
                                  random_scale_regions)
-from training.models.mraa import BGMotionPredictor, MRAAModel, heatmap_to_region, pca_sqrt_2x2
+from training.models.mraa import (BGMotionPredictor, MRAAModel, heatmap_to_region, official_pca_sqrt_2x2,
+                                  pca_sqrt_2x2)
 from training.vgg import Vgg19
 
 
@@ -23,7 +24,7 @@ def _rot(angle):
 
 # --- PCA regions ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("angle", [0.0, 0.4, -1.0, 1.2])
+@pytest.mark.parametrize("angle", [0.1, 0.4, -1.0, 2.5])
 def test_pca_region_of_anisotropic_blob_recovers_rotation_and_scale(angle):
     sx, sy = 0.2, 0.08  # standard deviations along the blob's own axes
     rot = _rot(angle)
@@ -34,9 +35,83 @@ def test_pca_region_of_anisotropic_blob_recovers_rotation_and_scale(angle):
     region = heatmap_to_region(heat)
     assert torch.allclose(region["shift"][0, 0], center, atol=1e-4)
     affine = region["affine"][0, 0]
-    # A = R diag(sx, sy): rotation and scales, with the first axis oriented to x >= 0 (cos(angle) > 0 here)
-    assert torch.allclose(affine, rot @ torch.diag(torch.tensor([sx, sy], dtype=torch.float64)), atol=2e-3)
+    # A = U diag(sx, sy) with U's columns the blob's axes, signed as LAPACK signs them (a reflection)
+    assert torch.allclose(affine.abs(), (rot @ torch.diag(torch.tensor([sx, sy], dtype=torch.float64))).abs(),
+                          atol=2e-3)
+    assert torch.linalg.det(affine) < 0
     assert torch.allclose(affine @ affine.T, region["covar"][0, 0], atol=1e-8)
+
+
+# The official region predictor: u, s, v = torch.svd(covar.cpu()); affine = u @ diag(sqrt(s)). Expected U of
+# three covariances, worked by hand through reference LAPACK's gesdd path for a 2x2 (the Householder step of
+# dgebrd, Q = -[[a, b], [b, -a]] / hypot(a, b), then dlasv2 on B = Q C; see official_pca_sqrt_2x2):
+# - [[0.04, 0.01], [0.01, 0.02]]: eigenvalues 0.03 +- 0.0141421; principal axis (0.92388, 0.38268) (22.5 deg);
+#   no diagonal swap in dlasv2 (|h| = 0.0158 < |f| = 0.0412), so the axis comes out negated: x < 0.
+# - [[0.01, 0.005], [0.005, 0.09]]: principal axis (0.062137, 0.998068); b > 0 and dlasv2 swaps (|h| = 0.0783 >
+#   |f| = 0.0112), so the axis keeps x > 0.
+# - [[0.03, -0.01], [-0.01, 0.02]]: principal axis (0.85065, -0.52573) with x >= 0; b < 0: negated.
+# In each case U = [[x, y], [y, -x]] for the signed axis (x, y): det U = -1 (a reflection times a rotation).
+HAND_WORKED_SVD = [
+    ([[0.04, 0.01], [0.01, 0.02]], [[-0.92388, -0.38268], [-0.38268, 0.92388]]),
+    ([[0.01, 0.005], [0.005, 0.09]], [[0.062137, 0.998068], [0.998068, -0.062137]]),
+    ([[0.03, -0.01], [-0.01, 0.02]], [[-0.85065, 0.52573], [0.52573, 0.85065]]),
+    ([[0.02, 0.0], [0.0, 0.01]], [[1.0, 0.0], [0.0, 1.0]]),  # b = 0: no reflection (dlarfg's tau = 0)
+    ([[0.01, 0.0], [0.0, 0.02]], [[0.0, 1.0], [1.0, 0.0]]),  # b = 0, then dbdsqr's sort swaps the columns
+]
+
+
+@pytest.mark.parametrize("covar, expected_u", HAND_WORKED_SVD)
+def test_official_affine_signs_worked_by_hand(covar, expected_u):
+    cov = torch.tensor(covar).view(1, 2, 2)
+    u, s = official_pca_sqrt_2x2(cov)
+    torch.testing.assert_close(u[0], torch.tensor(expected_u), atol=2e-5, rtol=0)
+    torch.testing.assert_close(u @ torch.diag_embed(s) @ u.transpose(-1, -2), cov, atol=1e-7, rtol=0)
+    # and the SVD that the official code runs agrees here (torch.svd on the CPU is LAPACK gesdd)
+    torch.testing.assert_close(torch.svd(cov)[0][0], torch.tensor(expected_u), atol=2e-5, rtol=0)
+
+
+def test_official_affine_equals_lapack_svd_on_many_covariances():
+    """The closed form equals torch.svd's U (LAPACK) column for column, sign included, in float32 and float64."""
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(20000, 2, 2, generator=g, dtype=dtype) * torch.rand(20000, 1, 1, generator=g, dtype=dtype)
+        cov = 0.1 * x @ x.transpose(-1, -2)
+        u, s = official_pca_sqrt_2x2(cov)
+        ref_u, ref_s, _ = torch.svd(cov)
+        assert (u - ref_u).abs().max() < (1e-4 if dtype == torch.float32 else 1e-9)
+        assert (s - ref_s).abs().max() < 1e-6
+
+
+def test_region_predictor_affine_is_the_official_svd_of_its_covariance():
+    """What the official RegionPredictor computes from the same heatmaps: torch.svd on the CPU, U sqrt(S)."""
+    m = build_model(load_config("mraa-sample-64"), vgg=Vgg19()).eval()
+    with torch.no_grad():
+        for p in m.region_predictor.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        out = m.region_predictor(torch.rand(4, 3, 64, 64))
+    u, s, _ = torch.svd(out["covar"].view(-1, 2, 2).cpu())
+    official = (u @ torch.diag_embed(s.sqrt())).view_as(out["affine"])
+    assert (out["affine"] - official).abs().max() < 1e-4
+
+
+def test_heatmap_moments_are_accumulated_in_float64():
+    """A float32 einsum over 64x64 pixels misses the exact covariance by ~1e-7; the float64 accumulation is
+    within float32 rounding of a float64 reference."""
+    g = torch.Generator().manual_seed(0)
+    heat = torch.softmax(torch.randn(8, 10, 64 * 64, generator=g) / 0.5, dim=2).view(8, 10, 64, 64)
+    mean = heatmap_mean(heat)
+    covar = heatmap_covariance(heat, mean)
+    h64 = heat.double()
+    grid = make_coordinate_grid(64, 64, dtype=torch.float64)
+    mean64 = torch.einsum("bkhw,hwc->bkc", h64, grid)
+    d = grid - mean.double()[:, :, None, None, :]
+    covar64 = torch.einsum("bkhw,bkhwi,bkhwj->bkij", h64, d, d)
+    assert mean.dtype == covar.dtype == torch.float32
+    half_ulp = 2.0 ** -24  # float32 rounding of the exact value, relative
+    assert ((mean.double() - mean64).abs() <= half_ulp * mean64.abs() + 1e-12).all()
+    assert ((covar.double() - covar64).abs() <= half_ulp * covar64.abs() + 1e-12).all()
+    naive = torch.einsum("bkhw,bkhwi,bkhwj->bkij", heat, d.float(), d.float())  # what float32 einsum gives
+    assert (naive.double() - covar64).abs().max() > 3 * (covar.double() - covar64).abs().max()
 
 
 def test_pca_closed_form_matches_eigh():

@@ -72,6 +72,9 @@ class DiscriminatorParams(Strict):
 
 
 class Params(Strict):
+    # grid_sample convention of every warp; True is what the official weights were trained with (torch 1.0's
+    # behaviour). Required: see training/grids.py.
+    align_corners: bool
     common: CommonParams
     kp_detector: KPDetectorParams
     generator: GeneratorParams
@@ -138,9 +141,11 @@ class DenseMotionNetwork(nn.Module):
     """Predicts the dense backward flow (driving -> source coordinates) and an occlusion map at scale_factor."""
 
     def __init__(self, num_kp: int, num_channels: int, block_expansion: int, max_features: int, num_blocks: int,
-                 estimate_occlusion_map: bool = True, scale_factor: float = 1.0, kp_variance: float = 0.01):
+                 estimate_occlusion_map: bool = True, scale_factor: float = 1.0, kp_variance: float = 0.01,
+                 *, align_corners: bool):
         super().__init__()
         self.num_kp, self.kp_variance, self.scale_factor = num_kp, kp_variance, scale_factor
+        self.align_corners = align_corners
         in_features = (num_kp + 1) * (num_channels + 1)  # heatmap + deformed source per motion (bg first)
         self.hourglass = Hourglass(block_expansion, in_features, num_blocks, max_features)
         self.mask = nn.Conv2d(self.hourglass.out_filters, num_kp + 1, kernel_size=7, padding=3)
@@ -175,7 +180,7 @@ class DenseMotionNetwork(nn.Module):
         with autocast_off(source):  # coordinates stay in fp32 under mixed precision
             heat = self.heatmap_representation((h, w), kp_driving, kp_source)  # (B, K+1, 1, h, w)
             motions = self.sparse_motions((h, w), kp_driving, kp_source)  # (B, K+1, h, w, 2)
-            deformed = warp_each(source, motions)  # (B, K+1, C, h, w)
+            deformed = warp_each(source, motions, align_corners=self.align_corners)  # (B, K+1, C, h, w)
         x = torch.cat([heat, deformed], dim=2).view(b, -1, h, w)  # (B, (K+1)(C+1), h, w)
         feat = self.hourglass(x)
         mask = F.softmax(self.mask(feat).float(), dim=1)  # (B, K+1, h, w)
@@ -196,13 +201,15 @@ class OcclusionAwareGenerator(nn.Module):
 
     def __init__(self, num_channels: int, num_kp: int, block_expansion: int, max_features: int, num_down_blocks: int,
                  num_bottleneck_blocks: int, estimate_occlusion_map: bool = True,
-                 dense_motion: DenseMotionParams | dict | None = None):
+                 dense_motion: DenseMotionParams | dict | None = None, *, align_corners: bool):
         super().__init__()
+        self.align_corners = align_corners
         self.dense_motion_network = None
         if dense_motion is not None:
             dm = dense_motion.model_dump() if hasattr(dense_motion, "model_dump") else dict(dense_motion)
             self.dense_motion_network = DenseMotionNetwork(num_kp=num_kp, num_channels=num_channels,
-                                                           estimate_occlusion_map=estimate_occlusion_map, **dm)
+                                                           estimate_occlusion_map=estimate_occlusion_map,
+                                                           align_corners=align_corners, **dm)
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3)
         ch = lambda i: min(max_features, block_expansion * 2 ** i)  # noqa: E731 - channels at level i
         self.down_blocks = nn.ModuleList([DownBlock2d(ch(i), ch(i + 1)) for i in range(num_down_blocks)])
@@ -220,14 +227,14 @@ class OcclusionAwareGenerator(nn.Module):
             motion = self.dense_motion_network(source, kp_driving, kp_source)
             result.update(mask=motion["mask"], sparse_deformed=motion["sparse_deformed"])
             flow = motion["deformation"]
-            out = warp(out, resize_flow(flow, out.shape[2:]))
+            out = warp(out, resize_flow(flow, out.shape[2:]), align_corners=self.align_corners)
             if "occlusion_map" in motion:
                 occ = motion["occlusion_map"]
                 result["occlusion_map"] = occ
                 if occ.shape[2:] != out.shape[2:]:
                     occ = F.interpolate(occ, size=out.shape[2:], mode="bilinear", align_corners=False)
                 out = out * occ
-            result["deformed"] = warp(source, resize_flow(flow, source.shape[2:]))
+            result["deformed"] = warp(source, resize_flow(flow, source.shape[2:]), align_corners=self.align_corners)
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)
@@ -315,7 +322,7 @@ class FOMMModel(nn.Module):
             num_channels=c.num_channels, num_kp=c.num_kp, block_expansion=g.block_expansion,
             max_features=g.max_features, num_down_blocks=g.num_down_blocks,
             num_bottleneck_blocks=g.num_bottleneck_blocks, estimate_occlusion_map=g.estimate_occlusion_map,
-            dense_motion=g.dense_motion)
+            dense_motion=g.dense_motion, align_corners=params.align_corners)
         w = train.loss_weights
         # the official code always builds D; we build it only when it is trained (generator_gan > 0)
         self.discriminator = None
@@ -366,7 +373,7 @@ class FOMMModel(nn.Module):
 
         if w.equivariance_value or w.equivariance_jacobian:
             transform = RandomTps.for_batch(self.train_params.transform, driving)
-            transformed_frame = transform.transform_frame(driving)
+            transformed_frame = transform.transform_frame(driving, align_corners=self.params.align_corners)
             kp_t = self.kp_detector(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_kp=kp_t)
             if w.equivariance_value:

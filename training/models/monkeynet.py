@@ -92,6 +92,9 @@ class DiscriminatorParams(Strict):
 
 
 class Params(Strict):
+    # grid_sample convention of every warp; True is what the official weights were trained with (torch 0.4's
+    # behaviour). Required: see training/grids.py.
+    align_corners: bool
     common: CommonParams
     kp_detector: KPDetectorParams
     generator: GeneratorParams
@@ -203,8 +206,9 @@ class MovementEmbedding(nn.Module):
     def __init__(self, num_kp: int, num_channels: int, kp_variance="matrix", use_heatmap: bool = True,
                  use_deformed_source_image: bool = False, use_difference: bool = False,
                  heatmap_type: str = "gaussian", norm_const="sum", scale_factor: float = 1.0,
-                 add_bg_feature_map: bool = False):
+                 add_bg_feature_map: bool = False, *, align_corners: bool):
         super().__init__()
+        self.align_corners = align_corners
         if not (use_heatmap or use_deformed_source_image or use_difference):
             raise ValueError("MovementEmbedding needs at least one of heatmap, deformed source, difference")
         self.kp_variance, self.heatmap_type, self.norm_const = kp_variance, heatmap_type, norm_const
@@ -241,17 +245,19 @@ class MovementEmbedding(nn.Module):
                 grid = make_coordinate_grid(h, w, dtype=shift.dtype, device=shift.device)
                 grids = grid[None, None] + shift[:, :, None, None, :]  # (B, K', h, w, 2)
                 rep = source.unsqueeze(1).expand(b, k, c, h, w).reshape(b * k, c, h, w)
-                parts.append(warp(rep, grids.reshape(b * k, h, w, 2)).view(b, k, c, h, w))
+                parts.append(warp(rep, grids.reshape(b * k, h, w, 2),
+                                  align_corners=self.align_corners).view(b, k, c, h, w))
         out = torch.cat([p.to(source.dtype) for p in parts], dim=2)  # (B, K', F, h, w)
         return out.flatten(1, 2)  # (B, K' * F, h, w)
 
 
-def movement_embedding(num_kp: int, num_channels: int, kp_variance, params: "EmbeddingParams | dict | None"):
+def movement_embedding(num_kp: int, num_channels: int, kp_variance, params: "EmbeddingParams | dict | None", *,
+                       align_corners: bool):
     """The optional keypoint-movement embedding of the generator / discriminator inputs (None when not configured)."""
     if params is None:
         return None
     kwargs = params.model_dump() if hasattr(params, "model_dump") else dict(params)
-    return MovementEmbedding(num_kp, num_channels, kp_variance, **kwargs)
+    return MovementEmbedding(num_kp, num_channels, kp_variance, align_corners=align_corners, **kwargs)
 
 
 class DenseMotionModule(nn.Module):
@@ -260,16 +266,18 @@ class DenseMotionModule(nn.Module):
     def __init__(self, num_kp: int, num_channels: int, kp_variance, block_expansion: int, max_features: int,
                  num_blocks: int, mask_embedding: EmbeddingParams | dict, use_mask: bool = True,
                  use_correction: bool = True, bg_init: float = 2.0, num_group_blocks: int = 0,
-                 scale_factor: float = 1.0):
+                 scale_factor: float = 1.0, *, align_corners: bool):
         super().__init__()
         if not (use_mask or use_correction):
             raise ValueError("DenseMotionModule needs use_mask or use_correction")
         me = mask_embedding.model_dump() if hasattr(mask_embedding, "model_dump") else dict(mask_embedding)
         self.num_kp, self.scale_factor = num_kp, scale_factor
         self.use_mask, self.use_correction = use_mask, use_correction
-        self.mask_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, add_bg_feature_map=True, **me)
+        self.mask_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, add_bg_feature_map=True,
+                                                align_corners=align_corners, **me)
         self.difference_embedding = MovementEmbedding(num_kp, num_channels, kp_variance, use_heatmap=False,
-                                                      use_difference=True, add_bg_feature_map=True)
+                                                      use_difference=True, add_bg_feature_map=True,
+                                                      align_corners=align_corners)
         c = self.mask_embedding.out_channels
         # grouped 1x1 conv blocks: each keypoint's features mixed on their own (the official LeakyReLU that
         # follows each block acts on ReLU outputs and is the identity, so it is left out)
@@ -344,16 +352,19 @@ class MotionTransferGenerator(nn.Module):
     def __init__(self, num_kp: int, num_channels: int, kp_variance, block_expansion: int, max_features: int,
                  num_blocks: int, num_refinement_blocks: int, interpolation_mode: str = "nearest",
                  dense_motion: DenseMotionParams | dict | None = None,
-                 kp_embedding: EmbeddingParams | dict | None = None):
+                 kp_embedding: EmbeddingParams | dict | None = None, *, align_corners: bool):
         super().__init__()
         self.interpolation_mode = "nearest" if interpolation_mode == "nearest" else "bilinear"
+        self.align_corners = align_corners
         self.appearance_encoder = Encoder(block_expansion, num_channels, num_blocks, max_features)
-        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding)
+        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding,
+                                               align_corners=align_corners)
         extra = self.kp_embedding.out_channels if self.kp_embedding is not None else 0
         self.dense_motion_module = None  # None: identity flow (the official IdentityDeformation)
         if dense_motion is not None:
             dm = dense_motion.model_dump() if hasattr(dense_motion, "model_dump") else dict(dense_motion)
-            self.dense_motion_module = DenseMotionModule(num_kp, num_channels, kp_variance, **dm)
+            self.dense_motion_module = DenseMotionModule(num_kp, num_channels, kp_variance,
+                                                         align_corners=align_corners, **dm)
         self.video_decoder = EmbeddingDecoder(block_expansion, num_channels, num_blocks, max_features, extra)
         c = self.video_decoder.out_filters
         refinement = [(f"r{i}", ResBlock2d(c)) for i in range(num_refinement_blocks)]
@@ -370,8 +381,8 @@ class MotionTransferGenerator(nn.Module):
         else:
             flow = make_coordinate_grid(hh, ww, dtype=source.dtype, device=source.device).expand(b, hh, ww, 2)
         flow_maps = flow.permute(0, 3, 1, 2)  # (B, 2, h, w): resized like an image
-        warped = [warp(s, resize(flow_maps, s.shape[2:], self.interpolation_mode).permute(0, 2, 3, 1))
-                  for s in skips]
+        warped = [warp(s, resize(flow_maps, s.shape[2:], self.interpolation_mode).permute(0, 2, 3, 1),
+                       align_corners=self.align_corners) for s in skips]
         out["deformed"] = warped[0]  # skip 0 is the source itself
         if self.kp_embedding is not None:
             emb = self.kp_embedding(source, kp_driving, kp_source)  # (B, E, h', w')
@@ -410,10 +421,11 @@ class Discriminator(nn.Module):
 
     def __init__(self, num_kp: int, num_channels: int, kp_variance, block_expansion: int = 64,
                  max_features: int = 512, num_blocks: int = 4, scale_factor: float = 1.0,
-                 kp_embedding: EmbeddingParams | dict | None = None):
+                 kp_embedding: EmbeddingParams | dict | None = None, *, align_corners: bool):
         super().__init__()
         self.scale_factor = scale_factor
-        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding)
+        self.kp_embedding = movement_embedding(num_kp, num_channels, kp_variance, kp_embedding,
+                                               align_corners=align_corners)
         extra = self.kp_embedding.out_channels if self.kp_embedding is not None else 0
         blocks = []
         for i in range(num_blocks):
@@ -463,12 +475,12 @@ class MonkeyNetModel(nn.Module):
             num_kp=c.num_kp, num_channels=c.num_channels, kp_variance=c.kp_variance,
             block_expansion=g.block_expansion, max_features=g.max_features, num_blocks=g.num_blocks,
             num_refinement_blocks=g.num_refinement_blocks, interpolation_mode=g.interpolation_mode,
-            dense_motion=g.dense_motion, kp_embedding=g.kp_embedding)
+            dense_motion=g.dense_motion, kp_embedding=g.kp_embedding, align_corners=params.align_corners)
         d = params.discriminator
         self.discriminator = Discriminator(num_kp=c.num_kp, num_channels=c.num_channels, kp_variance=c.kp_variance,
                                            block_expansion=d.block_expansion, max_features=d.max_features,
                                            num_blocks=d.num_blocks, scale_factor=d.scale_factor,
-                                           kp_embedding=d.kp_embedding)
+                                           kp_embedding=d.kp_embedding, align_corners=params.align_corners)
         # vgg is accepted for a uniform factory signature; Monkey-Net has no perceptual loss
 
     def networks(self) -> dict[str, nn.Module]:

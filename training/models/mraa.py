@@ -7,10 +7,16 @@ heatmaps). The Johnson generator additionally blends warped, occlusion-weighted 
 decoder resolution and the warped source at the output. ``MRAAModel`` computes the losses: perceptual
 pyramid and equivariance of shifts and affines (sign-corrected under ``revert_axis_swap``).
 
-Reference behaviour: snap-research/articulated-animation @ 9b5de78, config/taichi256.yaml.
-Deviation: the 2x2 PCA is done in closed form on the device, batched (the official code calls
-``torch.svd`` on the CPU). Our U is always a rotation (det +1, first axis with x >= 0); the official U has an
-arbitrary LAPACK sign, which ``revert_axis_swap`` only partly cancels.
+Reference behaviour: snap-research/articulated-animation @ 9b5de78, config/taichi256.yaml, run under the
+torch 1.4 it pins. Two conventions of that environment are part of what its weights learned, and both are
+reproduced here (a converted official checkpoint gives the official frames in every mode):
+- ``grid_sample`` without ``align_corners`` meant False in torch 1.4, so ``model_params.align_corners`` is
+  False in MRAA configs (training/grids.py explains the effect).
+- Each region's affine is U diag(sqrt S) from ``torch.svd`` of its 2x2 covariance on the CPU (LAPACK
+  ``gesdd``). The signs of U's columns are LAPACK's, not a free choice: in the generator they cancel between
+  source and driving, but the AVD network was trained on them and predicts affines with the same signs, so AVD
+  mode needs the same U. :func:`official_pca_sqrt_2x2` computes that U in closed form (derived in its
+  docstring), batched on any device, with no dependence on which SVD backend a machine has.
 
 Shapes: B batch, R regions, H x W frame, h x w the motion resolution.
 """
@@ -75,6 +81,9 @@ class GeneratorParams(Strict):
 
 
 class Params(Strict):
+    # grid_sample convention of every warp: False is what the official weights were trained with (torch 1.4's
+    # default, never overridden there). Required: see training/grids.py.
+    align_corners: bool
     num_regions: int = Field(ge=1)
     num_channels: int = 3
     estimate_affine: bool = True
@@ -101,13 +110,17 @@ def check_config(cfg) -> None:
 def pca_sqrt_2x2(covar: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric PSD (..., 2, 2) -> (U, S): covar = U diag(S) U^T, S descending, U a rotation.
 
-    Batched and branch-free on the device. The principal eigenvector is taken from whichever column of
-    (covar - S_2 I) is better conditioned, so gradients stay finite away from exactly isotropic covariances
-    (where any eigen-decomposition is singular; eps keeps it finite there too).
+    Batched and branch-free on the device, in float64 (a region a few pixels wide has a covariance of ~1e-5,
+    whose eigenvector a float32 closed form gets wrong in the third digit). The principal eigenvector is taken
+    from whichever column of (covar - S_2 I) is better conditioned; a relative 1e-9 under the square root keeps
+    gradients finite at exactly isotropic covariances (where any eigen-decomposition is singular) and is below
+    float32 resolution everywhere else. ``eps`` floors the smaller eigenvalue.
     """
+    dtype = covar.dtype
+    covar = covar.double()
     a, b, c = covar[..., 0, 0], 0.5 * (covar[..., 0, 1] + covar[..., 1, 0]), covar[..., 1, 1]
     m, d = 0.5 * (a + c), 0.5 * (a - c)
-    r = torch.sqrt(d * d + b * b + eps)
+    r = torch.sqrt(d * d + b * b + (1e-9 * m) ** 2)
     s1, s2 = m + r, (m - r).clamp_min(eps)
     sign_b = torch.where(b >= 0, torch.ones_like(b), -torch.ones_like(b))
     # columns of covar - s2*I are [d + r, b] and [b, r - d], both parallel to the principal axis
@@ -117,16 +130,50 @@ def pca_sqrt_2x2(covar: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor,
     norm = torch.sqrt(vx * vx + vy * vy)
     cos, sin = vx / norm, vy / norm
     u = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (..., 2, 2)
-    return u, torch.stack([s1, s2], -1)
+    return u.to(dtype), torch.stack([s1, s2], -1).to(dtype)
+
+
+@float32_math
+def official_pca_sqrt_2x2(covar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, S) of symmetric PSD (..., 2, 2) with the column signs of LAPACK's ``gesdd`` (the official torch.svd).
+
+    Derivation (reference LAPACK, followed step by step for C = [[a, b], [b, c]], a > 0, b != 0):
+    - ``dgebrd`` reduces C to upper bidiagonal form with one Householder reflection from the left,
+      Q = [[-a, -b], [-b, a]] / r, r = hypot(a, b), so B = Q C = [[-r, -b(a+c)/r], [0, (ac - b^2)/r]] (the
+      right transform is the identity for 2x2);
+    - ``dbdsqr`` diagonalises B with ``dlasv2``'s rotations, U = Q R_left (the sign fixes of negative singular
+      values go to V^T only). Q is a reflection and R_left a rotation, so det U = -1 whenever b != 0: U is
+      [[x, y], [y, -x]] for the principal unit eigenvector (x, y);
+    - ``dlasv2`` puts the principal direction's sign at x < 0, except when it swaps the diagonal, i.e.
+      |(ac - b^2)/r| > r, and b > 0, where x > 0.
+    For b == 0, Q is the identity and U is I (a >= c) or the swap [[0, 1], [1, 0]] (the sort of ``dbdsqr``).
+    Checked against torch.svd on the CPU (MKL and OpenBLAS LAPACK agree) in tests/training/test_mraa.py. The one
+    place this may differ is b so small that ``dbdsqr`` treats the superdiagonal as zero (|b| below ~1e-6 of
+    det/(a + c) in float32): an axis-aligned region, whose sign the AVD network sees in at most a handful of frames.
+    """
+    u_rot, s = pca_sqrt_2x2(covar)  # principal direction (cos, sin) with cos >= 0
+    a, b, c = covar[..., 0, 0], 0.5 * (covar[..., 0, 1] + covar[..., 1, 0]), covar[..., 1, 1]
+    swapped = (a * c - b * b) > (a * a + b * b)
+    sign = torch.where((b > 0) & swapped, 1.0, -1.0).to(covar.dtype)
+    x, y = sign * u_rot[..., 0, 0], sign * u_rot[..., 1, 0]
+    u = torch.stack([torch.stack([x, y], -1), torch.stack([y, -x], -1)], -2)  # (..., 2, 2), det -1
+    one, zero = torch.ones_like(a), torch.zeros_like(a)
+    diagonal = torch.where((a >= c)[..., None, None],
+                           torch.stack([torch.stack([one, zero], -1), torch.stack([zero, one], -1)], -2),
+                           torch.stack([torch.stack([zero, one], -1), torch.stack([one, zero], -1)], -2))
+    return torch.where((b == 0)[..., None, None], diagonal, u), s
 
 
 def heatmap_to_region(heatmap: torch.Tensor, pca: bool = True) -> dict[str, torch.Tensor]:
-    """Normalised heatmaps (B, R, h, w) -> shift (B, R, 2) [+ covar, affine = U diag(sqrt S) (B, R, 2, 2)]."""
+    """Normalised heatmaps (B, R, h, w) -> shift (B, R, 2) [+ covar, affine = U diag(sqrt S) (B, R, 2, 2)].
+
+    U has the official (LAPACK) column signs: see :func:`official_pca_sqrt_2x2`.
+    """
     shift = heatmap_mean(heatmap)
     if not pca:
         return {"shift": shift}
     covar = heatmap_covariance(heatmap, shift)
-    u, s = pca_sqrt_2x2(covar)
+    u, s = official_pca_sqrt_2x2(covar)
     return {"shift": shift, "covar": covar, "affine": u * s.sqrt()[..., None, :]}
 
 
@@ -217,9 +264,10 @@ class PixelwiseFlowPredictor(nn.Module):
     def __init__(self, num_regions: int, num_channels: int, block_expansion: int, max_features: int,
                  num_blocks: int, scale_factor: float = 1.0, use_deformed_source: bool = True,
                  use_covar_heatmap: bool = True, estimate_occlusion_map: bool = True, region_var: float = 0.01,
-                 revert_axis_swap: bool = True):
+                 revert_axis_swap: bool = True, *, align_corners: bool):
         super().__init__()
         self.num_regions, self.region_var, self.scale_factor = num_regions, region_var, scale_factor
+        self.align_corners = align_corners
         self.use_deformed_source, self.use_covar_heatmap = use_deformed_source, use_covar_heatmap
         self.revert_axis_swap = revert_axis_swap
         in_features = (num_regions + 1) * (num_channels * use_deformed_source + 1)
@@ -261,7 +309,7 @@ class PixelwiseFlowPredictor(nn.Module):
         with autocast_off(source_image):  # coordinates stay in fp32 under mixed precision
             heat = self.heatmap_representation((h, w), driving, source)  # (B, R+1, 1, h, w)
             motions = self.sparse_motions((h, w), driving, source, bg_params)  # (B, R+1, h, w, 2)
-            deformed = warp_each(source_image, motions)  # (B, R+1, C, h, w)
+            deformed = warp_each(source_image, motions, align_corners=self.align_corners)  # (B, R+1, C, h, w)
         x = torch.cat([heat, deformed], dim=2) if self.use_deformed_source else heat
         feat = self.hourglass(x.view(b, -1, h, w))
         mask = F.softmax(self.mask(feat).float(), dim=1)  # (B, R+1, h, w)
@@ -282,15 +330,17 @@ class Generator(nn.Module):
 
     def __init__(self, num_channels: int, num_regions: int, block_expansion: int, max_features: int,
                  num_down_blocks: int, num_bottleneck_blocks: int, skips: bool = True,
-                 pixelwise_flow_predictor: FlowPredictorParams | dict | None = None, revert_axis_swap: bool = True):
+                 pixelwise_flow_predictor: FlowPredictorParams | dict | None = None, revert_axis_swap: bool = True,
+                 *, align_corners: bool):
         super().__init__()
-        self.skips = skips
+        self.skips, self.align_corners = skips, align_corners
         self.pixelwise_flow_predictor = None
         if pixelwise_flow_predictor is not None:
             fp = pixelwise_flow_predictor.model_dump() if hasattr(pixelwise_flow_predictor, "model_dump") \
                 else dict(pixelwise_flow_predictor)
             self.pixelwise_flow_predictor = PixelwiseFlowPredictor(num_regions=num_regions, num_channels=num_channels,
-                                                                   revert_axis_swap=revert_axis_swap, **fp)
+                                                                   revert_axis_swap=revert_axis_swap,
+                                                                   align_corners=align_corners, **fp)
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3)
         ch = lambda i: min(max_features, block_expansion * 2 ** i)  # noqa: E731 - channels at level i
         self.down_blocks = nn.ModuleList([DownBlock2d(ch(i), ch(i + 1)) for i in range(num_down_blocks)])
@@ -299,12 +349,11 @@ class Generator(nn.Module):
         self.bottleneck = nn.Sequential(*[ResBlock2d(ch(num_down_blocks)) for _ in range(num_bottleneck_blocks)])
         self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=7, padding=3)
 
-    @staticmethod
-    def apply_optical(skip: torch.Tensor, previous: torch.Tensor | None, motion: dict | None) -> torch.Tensor:
+    def apply_optical(self, skip: torch.Tensor, previous: torch.Tensor | None, motion: dict | None) -> torch.Tensor:
         """Warp ``skip`` by the flow and blend: skip*occ + previous*(1-occ) (or skip*occ without previous)."""
         if motion is None:
             return previous if previous is not None else skip
-        skip = warp(skip, resize_flow(motion["optical_flow"], skip.shape[2:]))
+        skip = warp(skip, resize_flow(motion["optical_flow"], skip.shape[2:]), align_corners=self.align_corners)
         occ = motion.get("occlusion_map")
         if occ is None:
             return skip
@@ -321,7 +370,8 @@ class Generator(nn.Module):
         result, motion = {}, None
         if self.pixelwise_flow_predictor is not None:
             motion = self.pixelwise_flow_predictor(source, driving_region_params, source_region_params, bg_params)
-            result.update(deformed=warp(source, resize_flow(motion["optical_flow"], source.shape[2:])),
+            result.update(deformed=warp(source, resize_flow(motion["optical_flow"], source.shape[2:]),
+                                        align_corners=self.align_corners),
                           optical_flow=motion["optical_flow"], mask=motion["mask"],
                           sparse_deformed=motion["sparse_deformed"])
             if "occlusion_map" in motion:
@@ -360,7 +410,7 @@ class MRAAModel(nn.Module):
                                    block_expansion=g.block_expansion, max_features=g.max_features,
                                    num_down_blocks=g.num_down_blocks, num_bottleneck_blocks=g.num_bottleneck_blocks,
                                    skips=g.skips, pixelwise_flow_predictor=g.pixelwise_flow_predictor,
-                                   revert_axis_swap=params.revert_axis_swap)
+                                   revert_axis_swap=params.revert_axis_swap, align_corners=params.align_corners)
         self.pyramid = ImagePyramid(train.scales, params.num_channels)
         if sum(train.loss_weights.perceptual) and vgg is None:
             raise ValueError("MRAAModel: perceptual loss weights are set but no VGG was given")
@@ -391,7 +441,7 @@ class MRAAModel(nn.Module):
 
         if w.equivariance_shift or w.equivariance_affine:
             transform = RandomTps.for_batch(self.train_params.transform, driving)
-            transformed_frame = transform.transform_frame(driving)
+            transformed_frame = transform.transform_frame(driving, align_corners=self.params.align_corners)
             trn = self.region_predictor(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_region_params=trn)
             if w.equivariance_shift:

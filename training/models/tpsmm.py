@@ -62,6 +62,9 @@ class GeneratorParams(Strict):
 
 
 class Params(Strict):
+    # grid_sample convention of every warp; the official code passes True explicitly. Required: see
+    # training/grids.py.
+    align_corners: bool
     common: CommonParams
     generator: GeneratorParams
     dense_motion: DenseMotionParams
@@ -283,9 +286,10 @@ class DenseMotionNetwork(nn.Module):
 
     def __init__(self, num_tps: int, num_channels: int, block_expansion: int, max_features: int, num_blocks: int,
                  scale_factor: float = 1.0, kp_variance: float = 0.01, multi_mask: bool = True,
-                 num_occlusion_masks: int = 4):
+                 num_occlusion_masks: int = 4, *, align_corners: bool):
         super().__init__()
         self.num_tps, self.kp_variance, self.multi_mask = num_tps, kp_variance, multi_mask
+        self.align_corners = align_corners
         in_features = (num_tps * KP_PER_TPS + 1) + (num_tps + 1) * num_channels
         self.hourglass = Hourglass(block_expansion, in_features, num_blocks, max_features, norm="instance")
         channels = self.hourglass.out_channels  # per decoder level, coarsest first
@@ -332,7 +336,8 @@ class DenseMotionNetwork(nn.Module):
         grids = self.transformations((h, w), kp_driving, kp_source, bg_param)  # (B, K+1, h, w, 2)
         m = grids.shape[1]
         rep = source.unsqueeze(1).expand(b, m, c, h, w).reshape(b * m, c, h, w)
-        deformed = warp(rep, grids.reshape(b * m, h, w, 2)).view(b, m, c, h, w)  # (B, K+1, C, h, w)
+        deformed = warp(rep, grids.reshape(b * m, h, w, 2),
+                        align_corners=self.align_corners).view(b, m, c, h, w)  # (B, K+1, C, h, w)
         x = torch.cat([heat.to(deformed.dtype), deformed.view(b, m * c, h, w)], dim=1)
 
         feats = self.hourglass(x, return_all=True)  # per level, coarsest first; feats[-1] at h x w
@@ -368,9 +373,10 @@ class InpaintingNetwork(nn.Module):
     resolution feed the decoder (2 ResBlocks + UpBlock per level) through skip connections."""
 
     def __init__(self, num_channels: int, block_expansion: int, max_features: int, num_down_blocks: int,
-                 multi_mask: bool = True):
+                 multi_mask: bool = True, *, align_corners: bool):
         super().__init__()
         self.num_down_blocks, self.multi_mask = num_down_blocks, multi_mask
+        self.align_corners = align_corners
         ch = [min(max_features, block_expansion * 2 ** i) for i in range(num_down_blocks + 1)]  # encoder widths
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3, norm="instance")
         self.down_blocks = nn.ModuleList([DownBlock2d(ch[i], ch[i + 1], norm="instance")
@@ -404,8 +410,9 @@ class InpaintingNetwork(nn.Module):
             """Warped + masked feature, and its copy with feature and mask detached (for the warp loss)."""
             f = resize_flow_aligned(flow, feat.shape[2:])
             occ = self.occlusion_at(occlusion, level, feat.shape[2:])
-            detached = warp(feat.detach(), f) * occ.detach() if keep_warped_maps else None
-            return warp(feat, f) * occ, detached
+            ac = self.align_corners
+            detached = warp(feat.detach(), f, align_corners=ac) * occ.detach() if keep_warped_maps else None
+            return warp(feat, f, align_corners=ac) * occ, detached
 
         out, detached = warp_masked(enc[d], 0)  # (B, ch[D], H/2^D, W/2^D)
         warped_encoder_maps = [detached]
@@ -417,7 +424,8 @@ class InpaintingNetwork(nn.Module):
             if i < d - 1:
                 out = torch.cat([out, skip], dim=1)
 
-        deformed = warp(source, resize_flow_aligned(flow, source.shape[2:]))  # (B, C, H, W)
+        deformed = warp(source, resize_flow_aligned(flow, source.shape[2:]),
+                        align_corners=self.align_corners)  # (B, C, H, W)
         occ_last = self.occlusion_at(occlusion, d, out.shape[2:])
         out = out * (1 - occ_last) + skip
         out = torch.sigmoid(self.final(out))
@@ -455,9 +463,10 @@ class TPSMMModel(nn.Module):
         self.bg_predictor = BGMotionPredictor(c.num_channels) if c.bg else None
         self.dense_motion_network = DenseMotionNetwork(
             num_tps=c.num_tps, num_channels=c.num_channels, multi_mask=c.multi_mask,
-            num_occlusion_masks=g.num_down_blocks + 1, **dm.model_dump())
+            num_occlusion_masks=g.num_down_blocks + 1, align_corners=params.align_corners, **dm.model_dump())
         self.inpainting_network = InpaintingNetwork(c.num_channels, g.block_expansion, g.max_features,
-                                                    g.num_down_blocks, multi_mask=c.multi_mask)
+                                                    g.num_down_blocks, multi_mask=c.multi_mask,
+                                                    align_corners=params.align_corners)
         self.pyramid = ImagePyramid(train.scales, c.num_channels)
         if sum(train.loss_weights.perceptual) and vgg is None:
             raise ValueError("TPSMMModel: perceptual loss weights are set but no VGG was given")
@@ -533,7 +542,8 @@ class TPSMMModel(nn.Module):
         if w.equivariance_value:
             transform = RandomTps.for_batch(self.train_params.transform, driving)
             with fp32(driving):
-                transformed_frame = transform.transform_frame(driving.float())
+                transformed_frame = transform.transform_frame(driving.float(),
+                                                              align_corners=self.params.align_corners)
             kp_t = self.kp_detector(transformed_frame)
             generated.update(transformed_frame=transformed_frame, transformed_kp=kp_t)
             with fp32(driving):
