@@ -26,6 +26,10 @@ class DownloadSettings(_Strict):
     backoff_base: float = Field(2.0, gt=0)
     backoff_max: float = Field(60.0, gt=0)
     rate_limit_bytes: int | None = Field(None, gt=0, description="yt-dlp ratelimit, bytes/s")
+    max_bytes: int | None = Field(4 << 30, gt=0, description=(
+        "one video's download stops (limit_exceeded, nothing kept) past this many bytes (None: unbounded)"))
+    max_seconds: float | None = Field(3600.0, gt=0, description=(
+        "one download attempt stops past this many seconds of transfer (None: unbounded)"))
     sleep_between_s: float = Field(0.0, ge=0, description="pause between two videos' downloads")
     socket_timeout: float = Field(30.0, gt=0)
     min_height: int | None = Field(None, gt=0, description="fallback minimum height when the manifest gives none")
@@ -97,8 +101,10 @@ class DatasetConfig(_Strict):
     shards: ShardSettings = ShardSettings()
 
     def fingerprint(self) -> str:
-        """Stable hash of every rule: a change marks this dataset's outputs stale."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Stable hash of every rule: a change marks this dataset's outputs stale. The download limits are left
+        out: they bound a fetch, they do not change what is made of the file (whose sha256 is stamped anyway)."""
+        rules = self.model_dump(mode="json", exclude={"download": {"max_bytes", "max_seconds"}})
+        blob = json.dumps(rules, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -14,7 +14,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     from storage.root import DataRoot
 
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
-                     retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror)
+                     retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror,
+                     max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     if not result.dataset_run_ok:
@@ -54,6 +55,22 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(data_root=args.data_root, push=not args.no_dvc)
 
 
+def _size(text: str) -> int:
+    from pipelines.resources import parse_size
+    try:
+        return parse_size(text, "--max-download-bytes")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_seconds(text: str) -> float:
+    from pipelines.resources import parse_seconds
+    try:
+        return parse_seconds(text, "--max-download-seconds")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=["auto", "mediapipe", "detectron2"], default=None)
     p.add_argument("--mirror", default=None,
                    help="file:// or http(s):// folder of already-downloaded <video_id>.mp4 to use instead of YouTube")
+    p.add_argument("--max-download-bytes", type=_size, default=None, metavar="SIZE",
+                   help="stop a video's download past this size, e.g. 500M or 4G (default: "
+                        "$MOTIONPIPE_MAX_DOWNLOAD_BYTES, else the dataset config's download.max_bytes)")
+    p.add_argument("--max-download-seconds", type=_positive_seconds, default=None, metavar="S",
+                   help="stop a download attempt after this many seconds of transfer (default: "
+                        "$MOTIONPIPE_MAX_DOWNLOAD_SECONDS, else download.max_seconds)")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

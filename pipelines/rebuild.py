@@ -16,7 +16,7 @@ from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_video_ids
 from pipelines.definitions import make_definitions
-from pipelines.resources import DataRootResource, DetectorResource, DownloaderResource
+from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
 from storage.root import DataRoot
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
@@ -74,6 +74,8 @@ def rebuild(
     retry_failed: bool = False,
     detector: str | None = None,
     mirror: str | None = None,
+    max_download_bytes: int | None = None,
+    max_download_seconds: float | None = None,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     cfg = load_dataset_config(dataset)
@@ -84,8 +86,10 @@ def rebuild(
         overrides["data_root"] = DataRootResource(url=data_root)
     if detector:
         overrides["detector"] = DetectorResource(backend=detector)
-    if mirror:
-        overrides["downloader"] = DownloaderResource(mirror=mirror)
+    downloads = {k: v for k, v in (("mirror", mirror), ("max_bytes", max_download_bytes),
+                                   ("max_seconds", max_download_seconds)) if v is not None}
+    if downloads:  # on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them
+        overrides["downloader"] = downloader_from_env(os.environ, **downloads)
     defs = make_definitions(**overrides)
     root = DataRoot(data_root or defs.resources["data_root"].url)
     out = RebuildResult(dataset)

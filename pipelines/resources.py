@@ -4,8 +4,10 @@ Kept free of asset imports so assets may type-hint these classes without a cycle
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Mapping
 
 import dagster as dg
 from pydantic import Field
@@ -28,10 +30,59 @@ class DownloaderResource(dg.ConfigurableResource):
     cookies_file: str | None = Field(default=None, description="Netscape cookies file passed to yt-dlp")
     proxy: str | None = Field(default=None, description="proxy URL passed to yt-dlp")
     rate_limit_bytes: int | None = Field(default=None, description="download rate cap, bytes/s")
+    max_bytes: int | None = Field(default=None, gt=0, description=(
+        "one video's download size bound, bytes (None: the dataset config's download.max_bytes)"))
+    max_seconds: float | None = Field(default=None, gt=0, description=(
+        "one download attempt's time bound, seconds (None: the dataset config's download.max_seconds)"))
     enable_file_urls: bool = Field(default=True, description="allow file:// sources (offline sample, tests)")
     mirror: str | None = Field(default=None, description=(
         "base URL (file:// or http[s]://) holding already-downloaded videos as <video_id>.mp4; used instead of "
         "YouTube, e.g. the video folder of an earlier video-preprocessing run"))
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """'1048576', '512K', '200M', '4G' (binary units, an optional trailing B/iB) -> bytes > 0."""
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in "KMGT" else (raw, "")
+    try:
+        value = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ValueError(f"{what}: {text!r} is not a size (e.g. 1048576, 500M, 4G)")
+    if value < 1:
+        raise ValueError(f"{what}: {text!r} must be at least one byte")
+    return int(value)
+
+
+def parse_seconds(text: str, what: str = "seconds") -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what}: {text!r} is not a positive number of seconds")
+    return value
+
+
+def downloader_from_env(env: Mapping[str, str], **overrides) -> DownloaderResource:
+    """The downloader options of MOTIONPIPE_* environment variables (unset: the dataset config's defaults), with
+    ``overrides`` (command-line options) on top. A new resource, not ``model_copy``: Dagster configures a run's
+    resource from its constructor arguments."""
+    seconds, size = env.get("MOTIONPIPE_MAX_DOWNLOAD_SECONDS"), env.get("MOTIONPIPE_MAX_DOWNLOAD_BYTES")
+    options = dict(
+        cookies_file=env.get("MOTIONPIPE_COOKIES") or None,
+        proxy=env.get("MOTIONPIPE_PROXY") or None,
+        rate_limit_bytes=int(env["MOTIONPIPE_RATE_LIMIT"]) if env.get("MOTIONPIPE_RATE_LIMIT") else None,
+        mirror=env.get("MOTIONPIPE_MIRROR") or None,
+        max_bytes=parse_size(size, "MOTIONPIPE_MAX_DOWNLOAD_BYTES") if size else None,
+        max_seconds=parse_seconds(seconds, "MOTIONPIPE_MAX_DOWNLOAD_SECONDS") if seconds else None,
+    )
+    return DownloaderResource(**{**options, **overrides})
 
 
 class DetectorResource(dg.ConfigurableResource):
@@ -84,12 +135,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(cwd=str(Path(__file__).resolve().parents[1])),
         "data_root": DataRootResource(url=env.get(DATA_ROOT_ENV, DEFAULT_DATA_ROOT)),
-        "downloader": DownloaderResource(
-            cookies_file=env.get("MOTIONPIPE_COOKIES") or None,
-            proxy=env.get("MOTIONPIPE_PROXY") or None,
-            rate_limit_bytes=int(env["MOTIONPIPE_RATE_LIMIT"]) if env.get("MOTIONPIPE_RATE_LIMIT") else None,
-            mirror=env.get("MOTIONPIPE_MIRROR") or None,
-        ),
+        "downloader": downloader_from_env(env),
         "detector": DetectorResource(
             backend=env.get("MOTIONPIPE_DETECTOR") or None,
             detectron2_weights=env.get("MOTIONPIPE_DETECTRON2_WEIGHTS") or None,

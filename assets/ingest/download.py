@@ -4,7 +4,9 @@ The reference downloader asked for `best` (a single progressive file: at most 36
 yt-dlp's output to /dev/null, so every failure read "broken link". Here the format is chosen against the reference
 frame height, every outcome is a `DownloadRecord` carrying yt-dlp's own message and its class, transient failures
 (rate limits, bot checks, network) are retried with seeded exponential backoff, and the file appears at its
-destination only complete (downloaded into a private folder beside it, then renamed).
+destination only complete (downloaded into a private folder beside it, then renamed). Every download is bounded in
+bytes and seconds (`max_bytes`, `max_seconds`): an endless or oversized source (`file:///dev/zero`, a response that
+never ends) stops at the limit with a `limit_exceeded` record and leaves nothing behind, instead of filling the disk.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ class DownloadConfig:
     backoff_base: float = 2.0
     backoff_max: float = 60.0
     rate_limit_bytes: int | None = None
+    max_bytes: int | None = None  # one download's size bound (None: unbounded)
+    max_seconds: float | None = None  # one attempt's wall-time bound while bytes arrive (None: unbounded)
     sleep_between_s: float = 0.0
     cookies_file: str | None = None
     proxy: str | None = None
@@ -61,6 +65,10 @@ class DownloadConfig:
             raise ValueError(f"min_height must be > 0, got {self.min_height}")
         if self.ref_fps is not None and self.ref_fps <= 0:
             raise ValueError(f"ref_fps must be > 0, got {self.ref_fps}")
+        if self.max_bytes is not None and self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {self.max_bytes}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
 
 
 @dataclass
@@ -154,7 +162,48 @@ class _AttemptFailed(Exception):
         self.error_class, self.message = error_class, message
 
 
-def _ydl_options(config: DownloadConfig, selector: str, workdir: Path, logger: _CaptureLogger) -> dict:
+LIMIT_HINT = ("raise download.max_bytes / max_seconds in the dataset config, or pass --max-download-bytes / "
+              "--max-download-seconds (MOTIONPIPE_MAX_DOWNLOAD_BYTES / _SECONDS), then rerun with --retry-failed")
+
+
+class DownloadLimitExceeded(Exception):
+    """Raised from yt-dlp's progress hook: it propagates out of the download and stops it mid-stream."""
+
+
+class _LimitGuard:
+    """yt-dlp progress hook bounding one attempt: called for every block written, so neither a source without
+    end nor one larger than announced gets further than the limit (plus one block)."""
+
+    def __init__(self, config: DownloadConfig) -> None:
+        self.max_bytes, self.max_seconds = config.max_bytes, config.max_seconds
+        self.started = time.monotonic()
+
+    def restart(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, progress: dict) -> None:
+        if progress.get("status") != "downloading":
+            return
+        done, total = progress.get("downloaded_bytes") or 0, progress.get("total_bytes") or 0
+        if self.max_bytes is not None and max(done, total) > self.max_bytes:
+            size = f"announced as {total} bytes" if total > done else f"stopped after {done} bytes"
+            raise DownloadLimitExceeded(f"download {size}: over the limit of {self.max_bytes} bytes; {LIMIT_HINT}")
+        elapsed = time.monotonic() - self.started
+        if self.max_seconds is not None and elapsed > self.max_seconds:
+            raise DownloadLimitExceeded(f"download stopped after {elapsed:.1f} s ({done} bytes): over the limit of "
+                                        f"{self.max_seconds:g} s; {LIMIT_HINT}")
+
+
+def _limit_exceeded(err: BaseException) -> DownloadLimitExceeded | None:
+    """Our limit error, whether yt-dlp let it through or wrapped it in a DownloadError."""
+    for candidate in (err, err.__cause__, err.__context__, (getattr(err, "exc_info", None) or (None, None))[1]):
+        if isinstance(candidate, DownloadLimitExceeded):
+            return candidate
+    return None
+
+
+def _ydl_options(config: DownloadConfig, selector: str, workdir: Path, logger: _CaptureLogger,
+                 guard: _LimitGuard | None = None) -> dict:
     opts = {
         "format": selector,
         "outtmpl": {"default": str(workdir / "video.%(ext)s")},
@@ -169,6 +218,7 @@ def _ydl_options(config: DownloadConfig, selector: str, workdir: Path, logger: _
         "enable_file_urls": config.enable_file_urls,
         "overwrites": True,
         "color": {"stdout": "no_color", "stderr": "no_color"},
+        "progress_hooks": [guard] if guard is not None else [],
     }
     optional = {"ratelimit": config.rate_limit_bytes, "sleep_interval": config.sleep_between_s or None,
                 "cookiefile": config.cookies_file, "proxy": config.proxy}
@@ -180,8 +230,10 @@ def _ydl_options(config: DownloadConfig, selector: str, workdir: Path, logger: _
     return opts
 
 
-def _attempt(ydl, url: str) -> tuple[dict, Path]:
+def _attempt(ydl, url: str, guard: _LimitGuard | None = None) -> tuple[dict, Path]:
     """One yt-dlp run: extract, refuse live/upcoming streams (they never end), download the selected format."""
+    if guard is not None:
+        guard.restart()
     try:
         info = ydl.extract_info(url, download=False, process=False)
         if info.get("_type", "video") != "video":
@@ -190,7 +242,12 @@ def _attempt(ydl, url: str) -> tuple[dict, Path]:
         if info.get("is_live") or live in ("is_live", "is_upcoming"):
             raise _AttemptFailed(ErrorClass.live, f"not downloading a live or upcoming stream (live_status={live})")
         info = ydl.process_ie_result(info, download=True)
+    except DownloadLimitExceeded as e:
+        raise _AttemptFailed(ErrorClass.limit_exceeded, f"{url}: {e}") from e
     except yt_dlp.utils.YoutubeDLError as e:
+        limit = _limit_exceeded(e)
+        if limit is not None:
+            raise _AttemptFailed(ErrorClass.limit_exceeded, f"{url}: {limit}") from e
         raise _AttemptFailed(classify_error(str(e)), str(e)) from e
     downloads = info.get("requested_downloads") or []
     path = downloads[0].get("filepath") if downloads else None
@@ -232,12 +289,13 @@ def download_video(video_id: str, url: str | None, dest_path: str | os.PathLike,
     workdir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
     delays = backoff_delays(config, video_id)
     logger = _CaptureLogger()
+    guard = _LimitGuard(config)
     try:
-        with yt_dlp.YoutubeDL(_ydl_options(config, selector, workdir, logger)) as ydl:
+        with yt_dlp.YoutubeDL(_ydl_options(config, selector, workdir, logger, guard)) as ydl:
             while True:
                 record.attempts += 1
                 try:
-                    info, file = _attempt(ydl, url)
+                    info, file = _attempt(ydl, url, guard)
                     _finish(record, info, file, dest, config)
                     break
                 except _AttemptFailed as failure:
@@ -256,6 +314,10 @@ def download_video(video_id: str, url: str | None, dest_path: str | os.PathLike,
 
 def _finish(record: DownloadRecord, info: dict, file: Path, dest: Path, config: DownloadConfig) -> None:
     """Probe the file (a download that does not decode is `corrupt`), then rename it into place."""
+    size = file.stat().st_size
+    if config.max_bytes is not None and size > config.max_bytes:  # a downloader that reports no progress
+        raise _AttemptFailed(ErrorClass.limit_exceeded, f"{record.url}: downloaded {size} bytes: over the limit "
+                                                        f"of {config.max_bytes} bytes; {LIMIT_HINT}")
     try:
         probed = probe(file)
     except CorruptVideoError as e:

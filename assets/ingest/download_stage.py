@@ -43,6 +43,8 @@ def download_config(cfg: DatasetConfig, downloader=None) -> DownloadConfig:
     return DownloadConfig(
         min_height=d.min_height, retries=d.retries, backoff_base=d.backoff_base, backoff_max=d.backoff_max,
         rate_limit_bytes=getattr(downloader, "rate_limit_bytes", None) or d.rate_limit_bytes,
+        max_bytes=getattr(downloader, "max_bytes", None) or d.max_bytes,
+        max_seconds=getattr(downloader, "max_seconds", None) or d.max_seconds,
         sleep_between_s=d.sleep_between_s, socket_timeout=d.socket_timeout,
         cookies_file=getattr(downloader, "cookies_file", None), proxy=getattr(downloader, "proxy", None),
         enable_file_urls=bool(getattr(downloader, "enable_file_urls", not cfg.youtube_ids)),

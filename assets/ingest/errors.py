@@ -25,6 +25,7 @@ class ErrorClass(str, Enum):
     copyright = "copyright"
     live = "live"
     corrupt = "corrupt"
+    limit_exceeded = "limit_exceeded"  # our byte/time bound on one download (an endless or oversized source)
     other = "other"
 
 
