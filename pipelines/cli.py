@@ -15,7 +15,8 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
                      retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror,
-                     max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds)
+                     max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds,
+                     allow_shrink=args.allow_shrink)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     if not result.dataset_run_ok:
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-download-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="stop a download attempt after this many seconds of transfer (default: "
                         "$MOTIONPIPE_MAX_DOWNLOAD_SECONDS, else download.max_seconds)")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="publish even if the rebuild has fewer samples than the published shards and catalog "
+                        "(refused by default, so a bad manifest or an outage never erases a dataset)")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

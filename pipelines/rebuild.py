@@ -76,6 +76,7 @@ def rebuild(
     mirror: str | None = None,
     max_download_bytes: int | None = None,
     max_download_seconds: float | None = None,
+    allow_shrink: bool = False,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     cfg = load_dataset_config(dataset)
@@ -124,8 +125,9 @@ def rebuild(
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {detail}")
 
     progress(f"[{dataset}] catalog, shards, checks, coverage ...")
+    publish = {"ops": {f"{dataset}_catalog_and_shards": {"config": {"allow_shrink": allow_shrink}}}}
     final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET)
+        instance=instance, raise_on_error=False, run_config={**QUIET, **publish})
     out.dataset_run_ok = final.success
     if not final.success:
         progress(f"[{dataset}] dataset assets FAILED: {_failure_detail(final)}")

@@ -15,6 +15,12 @@ from storage import paths
 from storage.root import DataRoot
 
 CACHE_ENV = "MOTIONPIPE_CACHE"
+SHOWN_REASONS = 3
+
+
+class EmptyManifestError(ValueError):
+    """The manifest yields no video (empty, header only, or every row rejected): an error, never an empty dataset
+    that would replace the published one. Raised before anything is written, so the previous manifest stays."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,38 @@ def limit_manifest(manifest: Manifest, limit: int | None) -> Manifest:
                     manifest.source, manifest.sha256, manifest.md5)
 
 
+class ManifestReadError(ValueError):
+    """A manifest file that cannot be read as the dataset's format; the message starts with the file."""
+
+
+def read_source(cfg: DatasetConfig, root: DataRoot, source: str | None) -> Manifest:
+    """``load_manifest``, with every reading error naming the file it is about."""
+    try:
+        return load_manifest(cfg, root, source)
+    except ValueError as exc:
+        if source is None or source in str(exc):
+            raise
+        raise ManifestReadError(f"{source}: {exc}") from exc
+
+
+def require_videos(manifest: Manifest) -> Manifest:
+    """``manifest`` if it names at least one video, else :class:`EmptyManifestError` naming the file and why."""
+    if manifest.videos:
+        return manifest
+    rejected = [e for e in manifest.errors if e.row > 0 or e.text]
+    if not rejected:
+        raise EmptyManifestError(f"{manifest.source}: the manifest has no data rows (an empty file or a header "
+                                 f"only); nothing was changed")
+    shown = "; ".join(f"row {e.row}" + (f" (line {e.line})" if e.line else "") + f": {e.reason}"
+                      for e in rejected[:SHOWN_REASONS])
+    more = f"; and {len(rejected) - SHOWN_REASONS} more" if len(rejected) > SHOWN_REASONS else ""
+    raise EmptyManifestError(f"{manifest.source}: none of its {len(rejected)} rows could be used, so nothing was "
+                             f"changed: {shown}{more}")
+
+
 def build_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
                    limit: int | None = None) -> ManifestSummary:
-    manifest = limit_manifest(load_manifest(cfg, root, source), limit)
+    manifest = limit_manifest(require_videos(read_source(cfg, root, source)), limit)
     tables = manifest.to_arrow()
     for name, table in (("clips", tables.clips), ("videos", tables.videos), ("errors", tables.errors)):
         with root.open_atomic(paths.manifest_path(root, cfg.name, name)) as f:

@@ -17,7 +17,12 @@ from motionpipe_version import __version__
 from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, VIDEOS_SCHEMA, ChunkRow, VideoRow, write_rows
 from storage.root import DataRoot
-from storage.shards import pack_shards
+from storage.shards import ShardError, pack_shards, read_shard_manifest
+
+
+class ShrinkRefused(RuntimeError):
+    """A rebuild would publish fewer samples than the published dataset has: refused unless asked for
+    (``--allow-shrink``), so a bad manifest, a network outage or a typo never erases a dataset."""
 
 
 @dataclass
@@ -56,7 +61,35 @@ def video_status(record, chunks: dict | None) -> tuple[str, str | None]:
     return "no_chunks", "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3))
 
 
-def build_dataset(cfg: DatasetConfig, root: DataRoot) -> DatasetSummary:
+def published_samples(root: DataRoot, dataset: str) -> int:
+    """Samples in the published dataset: the larger of the shard manifest's count and the catalog's chunk rows
+    (0 when nothing is published yet)."""
+    try:
+        in_shards = read_shard_manifest(root, paths.shards_dir(root, dataset)).n_samples
+    except (FileNotFoundError, ShardError):
+        in_shards = 0
+    catalog = paths.catalog_path(root, dataset, "chunks")
+    in_catalog = 0
+    if root.exists(catalog):
+        import pyarrow.parquet as pq
+        with root.fs.open(catalog, "rb") as f:
+            in_catalog = pq.ParquetFile(f).metadata.num_rows
+    return max(in_shards, in_catalog)
+
+
+def _refuse_shrink(root: DataRoot, dataset: str, n_new: int, n_videos_ok: int, n_videos: int) -> None:
+    before = published_samples(root, dataset)
+    if n_new < before:
+        raise ShrinkRefused(
+            f"{dataset}: this rebuild has {n_new} samples ({n_videos_ok} of {n_videos} manifest videos usable), "
+            f"fewer than the {before} published in {paths.shards_dir(root, dataset)}; the published shards and "
+            f"catalog are kept. See why with `motionpipe status {dataset}`, or rerun with --allow-shrink to "
+            f"publish the smaller dataset")
+
+
+def build_dataset(cfg: DatasetConfig, root: DataRoot, allow_shrink: bool = False) -> DatasetSummary:
+    """Catalog + shards of every usable video. Refuses (:class:`ShrinkRefused`) to replace a published dataset
+    with fewer samples unless ``allow_shrink``."""
     manifest = read_manifest_videos(root, cfg.name)
     video_rows: list[VideoRow] = []
     accepted: dict[str, list[dict]] = {}
@@ -79,6 +112,8 @@ def build_dataset(cfg: DatasetConfig, root: DataRoot) -> DatasetSummary:
     split_of = assign_splits(cfg, manifest, accepted)
     samples = [(split_of[c["chunk_id"]], paths.clips_path(root, cfg.name, vid), c["chunk_id"])
                for vid, chunks in accepted.items() for c in chunks]
+    if not allow_shrink:
+        _refuse_shrink(root, cfg.name, len(samples), len(accepted), len(video_rows))
     shards_dir = paths.shards_dir(root, cfg.name)
     index = pack_shards(root, shards_dir, samples, max_samples_per_shard=cfg.shards.max_samples,
                         max_shard_bytes=cfg.shards.max_bytes)

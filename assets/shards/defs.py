@@ -16,6 +16,12 @@ CHECKS = {
 }
 
 
+class PublishConfig(dg.Config):
+    allow_shrink: bool = False
+    """Publish even when the rebuild has fewer samples than the published shards and catalog (refused by default:
+    a bad manifest or a network outage must not erase a dataset)."""
+
+
 def dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
     clips = dg.AssetKey([dataset, "clips"])
     catalog_key, shards_key = dg.AssetKey([dataset, "catalog"]), dg.AssetKey([dataset, "shards"])
@@ -32,9 +38,9 @@ def dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
         name=f"{dataset}_catalog_and_shards",
         can_subset=False,
     )
-    def _catalog_and_shards(context: dg.AssetExecutionContext, data_root: DataRootResource):
+    def _catalog_and_shards(context: dg.AssetExecutionContext, config: PublishConfig, data_root: DataRootResource):
         cfg, root = load_dataset_config(dataset), data_root.get()
-        s = build_dataset(cfg, root)
+        s = build_dataset(cfg, root, allow_shrink=config.allow_shrink)
         version = dg.DataVersion(s.content_hash[:16])
         yield dg.MaterializeResult(
             asset_key=catalog_key, data_version=version,
