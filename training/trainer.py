@@ -686,7 +686,9 @@ class Trainer:
     # --- logging ---------------------------------------------------------------------------------
     def _open_writer(self):
         from torch.utils.tensorboard import SummaryWriter
-        purge = self.step if self.step > 0 else None  # drop events a crashed run logged past the checkpoint
+        # drop what a crashed run logged past the checkpoint, but keep the checkpoint's own step: it was logged
+        # once that step had finished, and this run starts at the next one
+        purge = self.step + 1 if self.step > 0 else None
         return SummaryWriter(str(self.options.out_dir / "tensorboard"), purge_step=purge)
 
     def _progress(self, total):

@@ -114,6 +114,15 @@ def test_checkpoint_is_self_describing(fomm_runs):
         net.load_state_dict(ckpt["networks"][name], strict=True)
 
 
+def test_a_resumed_run_keeps_every_logged_step(fomm_runs):
+    """The split run (2 steps, then resumed for 2 more) logs steps 1-4 once each, as the run in one go."""
+    from training.curves import load_scalars
+    split = load_scalars(fomm_runs["tmp"] / "split" / "tensorboard")
+    full = load_scalars(fomm_runs["tmp"] / "full" / "tensorboard")
+    assert [step for step, _ in split["loss/total"]] == [1, 2, 3, 4]
+    assert [v for _, v in split["loss/total"]] == pytest.approx([v for _, v in full["loss/total"]], rel=1e-5)
+
+
 def test_tensorboard_has_losses_and_grids(fomm_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(fomm_runs["tmp"] / "full" / "tensorboard"), size_guidance={"images": 0})
