@@ -67,3 +67,17 @@ def test_dvc_and_dagster_parse_with_one_antlr_runtime():
     from pipelines.definitions import defs
     keys = selection.resolve(defs.resolve_asset_graph())
     assert keys == {dg.AssetKey(["sample", "shards"])}
+
+
+def test_dvcignore_keeps_bytecode_out_of_code_dependencies():
+    """Importing the project writes __pycache__ into training/, assets/ and storage/, which dvc.yaml lists as
+    dependencies: DVC must ignore them, or any import would mark every stage changed and `dvc repro` would
+    retrain everything."""
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc.fs import LocalFileSystem
+
+    root = Path(__file__).resolve().parents[1]
+    ignore = DvcIgnoreFilter(LocalFileSystem(), str(root))
+    for path in ("training/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v"):
+        assert ignore.is_ignored(LocalFileSystem(), str(root / path)), path
+    assert not ignore.is_ignored(LocalFileSystem(), str(root / "training/grids.py"))
