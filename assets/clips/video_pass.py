@@ -84,7 +84,7 @@ def crop_box_factory(cfg: DatasetConfig, width: int, height: int) -> Callable[[B
 
 def _meta(key: str, start: int, end: int, box: Box, n: int, cfg: DatasetConfig, extra: dict) -> dict:
     return {
-        "chunk_id": key, "src_start": start, "src_end": end, "box": [int(round(v)) for v in box.to_list()],
+        "chunk_id": key, "src_start": start, "src_end": end, "box": list(box.as_ints()),
         "n_frames": n, "width": cfg.crop.size, "height": cfg.crop.size, "frame_format": cfg.crop.frame_format,
         "jpeg_quality": cfg.crop.jpeg_quality if cfg.crop.frame_format == "jpeg" else None,
         "out_of_frame": cfg.crop.out_of_frame, **extra,
