@@ -16,7 +16,8 @@ import dagster as dg
 from assets.models.defs import checkpoint_key, evaluation_key
 from training.run_params import load_params
 from pipelines.definitions import make_definitions
-from pipelines.rebuild import ensure_dagster_home, rebuild
+from pipelines.instance import open_instance
+from pipelines.rebuild import rebuild
 from pipelines.resources import DataRootResource
 from storage.root import DataRoot
 
@@ -72,9 +73,9 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
 
     t0 = time.perf_counter()
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's native INFO/WARNING chatter
-    ensure_dagster_home()
+    instance = open_instance()
     root = DataRoot.from_env(data_root)
-    print(f"motionpipe demo: data root {root.url}, Dagster instance {Path(dg.DagsterInstance.get().root_directory)}")
+    print(f"motionpipe demo: data root {root.url}, Dagster instance {Path(instance.root_directory)}")
     if not rebuild(DATASET, data_root=root.url).dataset_run_ok:
         print("the sample dataset could not be built; stopping")
         return 1
@@ -83,7 +84,6 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     steps = plan_steps(params.models, params.avd_models)
     jobs = [dg.define_asset_job(f"demo_{'_'.join(k.path)}", selection=dg.AssetSelection.assets(k)) for k in steps]
     defs = dg.Definitions.merge(make_definitions(data_root=DataRootResource(url=root.url)), dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
-    instance = dg.DagsterInstance.get()
     run_config = {"loggers": {"progress": {}}}
     failed_checks: list[str] = []
     for n, (key, job) in enumerate(zip(steps, jobs), 1):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import dagster as dg
@@ -15,23 +14,14 @@ from assets.dataset_config import load_dataset_config
 from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_video_ids
+from assets.rules import rules_argument
 from pipelines.definitions import make_definitions
+from pipelines.instance import open_instance
 from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
 from storage.root import DataRoot
 
-DEFAULT_DAGSTER_HOME = ".dagster_home"
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-def ensure_dagster_home() -> str:
-    home = os.environ.get("DAGSTER_HOME") or str(Path(DEFAULT_DAGSTER_HOME).resolve())
-    Path(home).mkdir(parents=True, exist_ok=True)
-    config = Path(home) / "dagster.yaml"
-    if not config.exists():  # defaults: SQLite storage under DAGSTER_HOME, no server
-        config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = home
-    return home
 
 
 @dataclass
@@ -65,6 +55,7 @@ def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
+@rules_argument  # `rules`: another dataset's rules or a rules file, for every asset of the run
 def rebuild(
     dataset: str,
     *,
@@ -77,11 +68,11 @@ def rebuild(
     max_download_bytes: int | None = None,
     max_download_seconds: float | None = None,
     allow_shrink: bool = False,
+    rules: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     cfg = load_dataset_config(dataset)
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     overrides = {}
     if data_root:
         overrides["data_root"] = DataRootResource(url=data_root)
