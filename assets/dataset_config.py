@@ -2,19 +2,40 @@
 
 One file per dataset keeps the published numbers (TaiChiHD 256 px / 128-1024 frames, TED 384 px / 64-1024 frames,
 box >= 384 px) in one reviewable place; the code reads only this object.
+
+Lengths may be given in frames (what the papers count) or in seconds (what one's own footage means: 32 frames are
+1.3 s at 25 fps but 3.2 s at 10 fps). Seconds are turned into frames with each video's own fps by `at_fps`, so the
+per-video stages only ever see frame counts. `MOTIONPIPE_RULES_<DATASET>` swaps a discovery dataset's rules for
+another dataset's or a rules file's (`assets/rules.py`; `motionpipe rebuild --rules`).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATASETS = ("taichi", "ted", "sample")
+# The sections that make a dataset's rules (what is cut and how), as opposed to its identity and sources.
+RULE_SECTIONS = ("detect", "chunks", "crop", "split", "shards")
+# A duration given without its frame count replaces that frame count, and the other way round (see merge_rules).
+_PAIRED = {"chunks": {"min_seconds": "min_frames", "max_seconds": "max_frames"}, "detect": {"stride_seconds": "stride"}}
+# Fields added after datasets were built: left out of the fingerprint while unset, so existing outputs stay fresh.
+_UNSET_NOT_FINGERPRINTED = {"chunks": ("min_seconds", "max_seconds"), "detect": ("stride_seconds",)}
+# Tolerance when a duration times an fps should land on a whole frame (2.0 s x 29.97 fps = 59.94 -> 59 frames).
+_EPS = 1e-6
+
+
+def rules_env_var(dataset: str) -> str:
+    """The environment variable naming the rules a dataset's runs use instead of its own (`ted`, a YAML path)."""
+    return f"MOTIONPIPE_RULES_{dataset.upper()}"
 
 
 class _Strict(BaseModel):
@@ -37,15 +58,27 @@ class DownloadSettings(_Strict):
 
 class DetectSettings(_Strict):
     backend: Literal["auto", "mediapipe", "detectron2"] = "auto"
-    stride: int = Field(10, ge=1, description="detect every k-th frame, interpolate between")
+    stride: int | None = Field(10, ge=1, description="detect every k-th frame, interpolate between")
+    stride_seconds: float | None = Field(None, gt=0, description=(
+        "detect every this many seconds instead (at least every frame); replaces stride once converted"))
     max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for detection")
     cut_threshold: float = Field(27.0, gt=0, description="PySceneDetect ContentDetector threshold")
     min_scene_len: int = Field(8, ge=1)
 
+    @model_validator(mode="after")
+    def _stride(self) -> "DetectSettings":
+        if self.stride is None and self.stride_seconds is None:
+            raise ValueError("give stride or stride_seconds (how often to detect)")
+        return self
+
 
 class ChunkSettings(_Strict):
-    min_frames: int = Field(..., ge=2)
-    max_frames: int = Field(1024, ge=2)
+    min_frames: int | None = Field(None, ge=2, description="shortest chunk in frames (or give min_seconds)")
+    max_frames: int | None = Field(1024, ge=2, description="longest chunk in frames (or give max_seconds)")
+    min_seconds: float | None = Field(None, gt=0, description=(
+        "shortest chunk in seconds, in frames at each video's fps (rounded up); with min_frames the longer holds"))
+    max_seconds: float | None = Field(None, gt=0, description=(
+        "longest chunk in seconds, in frames at each video's fps (rounded down); with max_frames the shorter holds"))
     iou_with_start: float = Field(0.25, ge=0, le=1)
     min_box_size: int = Field(..., ge=1, description="minimum person-box height in source pixels")
     require_upper_body: bool = False
@@ -53,9 +86,27 @@ class ChunkSettings(_Strict):
 
     @model_validator(mode="after")
     def _lengths(self) -> "ChunkSettings":
-        if self.min_frames > self.max_frames:
+        if self.min_frames is None and self.min_seconds is None:
+            raise ValueError("give min_frames or min_seconds (the shortest chunk)")
+        if self.max_frames is None and self.max_seconds is None:
+            raise ValueError("give max_frames or max_seconds (the longest chunk)")
+        if None not in (self.min_frames, self.max_frames) and self.min_frames > self.max_frames:
             raise ValueError(f"min_frames {self.min_frames} > max_frames {self.max_frames}")
+        if self.min_seconds is not None and self.max_seconds is not None and self.min_seconds > self.max_seconds:
+            raise ValueError(f"min_seconds {self.min_seconds} > max_seconds {self.max_seconds}")
         return self
+
+    def at_fps(self, fps: float) -> "ChunkSettings":
+        """Frame bounds for a video of this fps; durations folded in (and cleared), frame-only rules unchanged."""
+        if self.min_seconds is None and self.max_seconds is None:
+            return self
+        lo = max(self.min_frames or 2, math.ceil(self.min_seconds * fps - _EPS) if self.min_seconds else 2)
+        hi = min(x for x in (self.max_frames, self.max_seconds and math.floor(self.max_seconds * fps + _EPS)) if x)
+        if lo > hi:
+            raise ValueError(f"chunk rules at {fps:g} fps: at least {lo} frames but at most {hi} "
+                             f"(min {self.min_frames} frames / {self.min_seconds} s, "
+                             f"max {self.max_frames} frames / {self.max_seconds} s)")
+        return self.model_copy(update={"min_frames": lo, "max_frames": hi, "min_seconds": None, "max_seconds": None})
 
 
 class CropSettings(_Strict):
@@ -99,13 +150,77 @@ class DatasetConfig(_Strict):
     crop: CropSettings
     split: SplitSettings = SplitSettings()
     shards: ShardSettings = ShardSettings()
+    own_videos: dict[Literal["detect", "chunks", "crop", "split", "shards"], dict[str, Any]] | None = Field(
+        None, description=(
+            "changes to these rules when they are applied to videos found by detection (rebuild sample --rules "
+            "<name>): a replay dataset's csv boxes become the crop rule its boxes were made with"))
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "DatasetConfig":
+        if self.mode == "discover" and self.crop.style == "replay":
+            raise ValueError("crop.style 'replay' needs a manifest's boxes; a discover dataset crops 'square' or "
+                             "'upper_body'")
+        if self.own_videos:
+            try:
+                self.with_rules(self.rules_for_own_videos(), mode="discover")
+            except ValidationError as exc:
+                raise ValueError(f"own_videos does not give valid discovery rules: {exc}") from None
+        return self
+
+    def rules_for_own_videos(self) -> dict[str, dict[str, Any]]:
+        """These rules as plain sections, with the `own_videos` changes applied (what `--rules <name>` uses)."""
+        sections = {name: getattr(self, name).model_dump() for name in RULE_SECTIONS}
+        return merge_rules(sections, self.own_videos or {})
+
+    def with_rules(self, sections: dict[str, dict[str, Any]], **identity: Any) -> "DatasetConfig":
+        """This dataset (name, sources, downloads) with other rules; validated like a config file."""
+        keep = self.model_dump(exclude={"own_videos", *RULE_SECTIONS})
+        return DatasetConfig.model_validate({**keep, **identity, **sections})
+
+    def at_fps(self, fps: float) -> "DatasetConfig":
+        """The rules for one video: durations in seconds become frame counts at its own fps. A config given only in
+        frames is returned as is (same fingerprint, so nothing built before is redone)."""
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"{self.name}: cannot convert seconds to frames at fps {fps!r}")
+        chunks = self.chunks.at_fps(fps)
+        detect = self.detect
+        if detect.stride_seconds is not None:
+            detect = detect.model_copy(update={"stride": max(1, round(detect.stride_seconds * fps)),
+                                               "stride_seconds": None})
+        if chunks is self.chunks and detect is self.detect:
+            return self
+        return self.model_copy(update={"chunks": chunks, "detect": detect})
 
     def fingerprint(self) -> str:
         """Stable hash of every rule: a change marks this dataset's outputs stale. The download limits are left
-        out: they bound a fetch, they do not change what is made of the file (whose sha256 is stamped anyway)."""
-        rules = self.model_dump(mode="json", exclude={"download": {"max_bytes", "max_seconds"}})
+        out: they bound a fetch, they do not change what is made of the file (whose sha256 is stamped anyway).
+        So are `own_videos` (used only when the rules are lent to another dataset, which then has them applied)
+        and duration fields while unset (added later; their absence changes nothing that was built)."""
+        rules = self.model_dump(mode="json", exclude={"download": {"max_bytes", "max_seconds"}, "own_videos": True})
+        for section, names in _UNSET_NOT_FINGERPRINTED.items():
+            for name in names:
+                if rules[section].get(name) is None:
+                    rules[section].pop(name, None)
         blob = json.dumps(rules, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def merge_rules(base: dict[str, dict[str, Any]], changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`base` sections with `changes` laid over field by field. A length given in seconds without its frame count
+    clears the base's frame count (a file that says `min_seconds: 1` means one second, not "at least 32 frames and
+    one second"), and a frame count given without the duration clears the base's duration."""
+    out = copy.deepcopy(base)
+    for section, fields in changes.items():
+        if not isinstance(fields, dict):
+            raise ValueError(f"{section}: expected a mapping of fields, got {type(fields).__name__}")
+        merged = {**out.get(section, {}), **fields}
+        for seconds, frames in _PAIRED.get(section, {}).items():
+            if seconds in fields and frames not in fields:
+                merged[frames] = None
+            if frames in fields and seconds not in fields:
+                merged[seconds] = None
+        out[section] = merged
+    return out
 
 
 class DatasetConfigError(ValueError):
@@ -113,11 +228,27 @@ class DatasetConfigError(ValueError):
 
 
 def load_dataset_config(name_or_path: str | Path) -> DatasetConfig:
+    """A dataset's config by name (with the rules `MOTIONPIPE_RULES_<DATASET>` names, if set) or from a file."""
     path = Path(name_or_path)
-    if not path.suffix:
-        if str(name_or_path) not in DATASETS:
-            raise DatasetConfigError(f"unknown dataset {name_or_path!r}; choose one of {', '.join(DATASETS)}")
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if path.suffix:
+        return _load_file(path)
+    cfg = shipped_config(str(name_or_path))
+    spec = os.environ.get(rules_env_var(cfg.name))
+    if spec:
+        from assets.rules import apply_rules  # the rules module builds on this one
+
+        cfg = apply_rules(cfg, spec)
+    return cfg
+
+
+def shipped_config(name: str) -> DatasetConfig:
+    """The dataset's own config, as shipped in `assets/configs/<name>.yaml` (no rules swapped in)."""
+    if name not in DATASETS:
+        raise DatasetConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return _load_file(CONFIG_DIR / f"{name}.yaml")
+
+
+def _load_file(path: Path) -> DatasetConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -16,7 +16,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
                      retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror,
                      max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds,
-                     allow_shrink=args.allow_shrink)
+                     allow_shrink=args.allow_shrink, rules=args.rules)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     if not result.dataset_run_ok:
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-shrink", action="store_true",
                    help="publish even if the rebuild has fewer samples than the published shards and catalog "
                         "(refused by default, so a bad manifest or an outage never erases a dataset)")
+    p.add_argument("--rules", default=None, metavar="taichi|ted|sample|RULES.yaml",
+                   help="discovery datasets (sample, ted): cut the videos with another dataset's rules or a rules "
+                        "file's (size, lengths in frames or seconds, person size; see README)")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

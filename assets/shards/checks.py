@@ -5,7 +5,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from assets.dataset_config import DatasetConfig
+from assets.dataset_config import ChunkSettings, DatasetConfig
 from storage import paths
 from storage.catalog import read_records
 from storage.root import DataRoot
@@ -42,13 +42,29 @@ def check_chunk_rules(cfg: DatasetConfig, chunks: list[dict]) -> CheckResult:
             # Replayed chunks: the manifest fixes the length at the reference fps; the frame count follows the
             # downloaded fps, so only the reference length is held to the dataset's limits.
             length = int(c["end"]) - int(c["start"])
-            if not rules.min_frames <= length <= rules.max_frames:
-                problems.append(f"{cid}: manifest length {length} outside [{rules.min_frames}, {rules.max_frames}]")
+            lo = rules.min_frames or 2
+            if not lo <= length <= rules.max_frames:
+                problems.append(f"{cid}: manifest length {length} outside [{lo}, {rules.max_frames}]")
             if n < 1:
                 problems.append(f"{cid}: no frames")
-        elif not rules.min_frames <= n <= rules.max_frames:
-            problems.append(f"{cid}: {n} frames outside [{rules.min_frames}, {rules.max_frames}]")
+        else:
+            problems += _length_problems(cid, n, rules, c.get("fps"))
     return CheckResult("chunk_rules", not problems, len(chunks), problems)
+
+
+def _length_problems(cid: str, n: int, rules: ChunkSettings, fps: float | None) -> list[str]:
+    """Frame bounds of a found chunk; durations in seconds are held at the chunk's own fps."""
+    timed = rules.min_seconds is not None or rules.max_seconds is not None
+    if timed and not fps:
+        return [f"{cid}: no fps recorded, cannot hold it to lengths in seconds"]
+    try:
+        bounds = rules.at_fps(float(fps)) if timed else rules
+    except ValueError as exc:
+        return [f"{cid}: {exc}"]
+    if bounds.min_frames <= n <= bounds.max_frames:
+        return []
+    at = f" at {float(fps):g} fps" if timed else ""
+    return [f"{cid}: {n} frames outside [{bounds.min_frames}, {bounds.max_frames}]{at}"]
 
 
 def check_catalog_matches_shards(chunks: list[dict], samples: list[dict]) -> CheckResult:
