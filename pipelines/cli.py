@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     from training.model_summary import add_models_parser
     from training.sample_render import add_samples_parser
 
+    from pipelines.export import add_export_parser
     from pipelines.lineage import add_lineage_parser
 
     add_models_parser(sub)
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_leaderboard_parser(sub)
     add_samples_parser(sub)
     add_lineage_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
