@@ -57,7 +57,7 @@ class DownloadSettings(_Strict):
 
 
 class DetectSettings(_Strict):
-    backend: Literal["auto", "mediapipe", "detectron2"] = "auto"
+    backend: Literal["auto", "ssd", "mediapipe", "detectron2"] = "auto"
     stride: int | None = Field(10, ge=1, description="detect every k-th frame, interpolate between")
     stride_seconds: float | None = Field(None, gt=0, description=(
         "detect every this many seconds instead (at least every frame); replaces stride once converted"))

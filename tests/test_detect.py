@@ -151,15 +151,15 @@ def test_coco_keypoints_to_body_flags():
         coco_body_flags(np.zeros((33, 3)))
 
 
-def test_registry_auto_falls_back_to_mediapipe(tmp_path):
+def test_registry_auto_falls_back_to_the_multi_person_ssd(tmp_path):
     weights = tmp_path / "w.pkl"
     weights.write_bytes(b"x")
-    expected = "detectron2" if detectron2_importable() else "mediapipe"
+    expected = "detectron2" if detectron2_importable() else "ssd"
     assert resolve_backend("auto", str(weights)) == expected
-    assert resolve_backend("auto", str(tmp_path / "missing.pkl")) == "mediapipe"
+    assert resolve_backend("auto", str(tmp_path / "missing.pkl")) == "ssd"
     det = make_detector("auto", weights=str(tmp_path / "missing.pkl"), max_side=320)
     try:
-        assert det.name == "mediapipe-pose33" and det.max_side == 320
+        assert det.name == "ssd-mobilenet-v2-coco+mediapipe-pose33" and det.max_side == 320
     finally:
         det.close()
     with pytest.raises(ValueError, match="yolo"):
