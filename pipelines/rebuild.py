@@ -18,6 +18,7 @@ from assets.rules import rules_argument
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
+from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot
 
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
@@ -40,11 +41,12 @@ class RebuildResult:
 
 
 def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
-    """The innermost error of the first failed step: the user's problem, not Dagster's wrapper."""
+    """The error the step's code raised: the user's problem, not Dagster's wrapper around it, and not the low-level
+    cause under it either (``OSError(ENOSPC, "... while writing <file>") from <the bare OSError>`` names the file)."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
-            while error.cause is not None:
+            while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
                 error = error.cause
             message = error.message.strip()
             # Exception messages arrive as "<module.Class>: text"; keep the text.
@@ -85,6 +87,9 @@ def rebuild(
     defs = make_definitions(**overrides)
     root = DataRoot(data_root or defs.resources["data_root"].url)
     out = RebuildResult(dataset)
+    orphans = remove_orphans(root, dataset_folders(root, dataset))  # temporaries of killed runs
+    if orphans:
+        progress(f"[{dataset}] removed {len(orphans)} leftover temporaries of interrupted runs")
 
     progress(f"[{dataset}] manifest ...")
     run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}, **QUIET}

@@ -18,6 +18,8 @@ from typing import IO, Iterator
 
 import fsspec
 
+from storage.leftovers import owner_tag
+
 DATA_ROOT_ENV = "MOTIONPIPE_DATA_ROOT"
 DEFAULT_DATA_ROOT = "./data"
 _CHUNK = 1 << 20
@@ -72,8 +74,9 @@ class DataRoot:
         self.fs.makedirs(path, exist_ok=True)
 
     def _temp_name(self, path: str) -> str:
+        """Hidden, unique, and tagged with its writer so that a later run can tell an orphan (storage.leftovers)."""
         head, _, name = path.rpartition("/")
-        return f"{head}/.{name}.tmp-{uuid.uuid4().hex[:12]}"
+        return f"{head}/.{name}.tmp-{owner_tag()}-{uuid.uuid4().hex[:12]}"
 
     @contextlib.contextmanager
     def open_atomic(self, path: str, mode: str = "wb") -> Iterator[IO]:

@@ -495,15 +495,20 @@ def pack_shards(
 
     shards: list[ShardInfo] = []
     shard_of: dict[str, str] = {}
-    for stem, members in _plan(items, max_samples_per_shard, max_shard_bytes):
-        split = members[0][0]
-        sha, size, rows = _write_shard(root, f"{staging}/{stem}.tar", members)
-        write_rows(root, f"{staging}/{stem}.parquet", rows, SIDECAR_SCHEMA)
-        shards.append(ShardInfo(
-            name=f"{stem}.tar", split=split, n_samples=len(rows), bytes=size, sha256=sha,
-            sidecar=f"{stem}.parquet", sidecar_sha256=root.sha256(f"{staging}/{stem}.parquet"),
-        ))
-        shard_of.update({row["key"]: f"{stem}.tar" for row in rows})
+    try:
+        for stem, members in _plan(items, max_samples_per_shard, max_shard_bytes):
+            split = members[0][0]
+            sha, size, rows = _write_shard(root, f"{staging}/{stem}.tar", members)
+            write_rows(root, f"{staging}/{stem}.parquet", rows, SIDECAR_SCHEMA)
+            shards.append(ShardInfo(
+                name=f"{stem}.tar", split=split, n_samples=len(rows), bytes=size, sha256=sha,
+                sidecar=f"{stem}.parquet", sidecar_sha256=root.sha256(f"{staging}/{stem}.parquet"),
+            ))
+            shard_of.update({row["key"]: f"{stem}.tar" for row in rows})
+    except BaseException:  # a full disk, a bad clip tar: the published shards stay, and no staging is left
+        with contextlib.suppress(Exception):
+            root.rm(staging, recursive=True)
+        raise
     manifest = ShardManifest(shards, content_hash(shards), max_samples_per_shard, max_shard_bytes)
 
     _publish(root, out_dir, staging, manifest)

@@ -26,6 +26,7 @@ import yt_dlp
 
 from assets.ingest.errors import ErrorClass, classify_error, is_transient
 from storage.ids import validate_video_id, youtube_url
+from storage.leftovers import owner_tag
 from storage.root import sha256_file
 from storage.video import CorruptVideoError, ffmpeg_exe, probe
 
@@ -286,7 +287,7 @@ def download_video(video_id: str, url: str | None, dest_path: str | os.PathLike,
                             downloaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     dest = Path(dest_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
+    workdir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-{owner_tag()}-", dir=dest.parent))
     delays = backoff_delays(config, video_id)
     logger = _CaptureLogger()
     guard = _LimitGuard(config)
@@ -301,6 +302,8 @@ def download_video(video_id: str, url: str | None, dest_path: str | os.PathLike,
                 except _AttemptFailed as failure:
                     record.status = record.error_class = failure.error_class.value
                     record.error = failure.message
+                    if failure.error_class is ErrorClass.environment:  # name the file it could not write
+                        record.error += f" (writing the download of {dest}.* in {workdir}; nothing was kept)"
                     if not is_transient(failure.error_class) or record.attempts > len(delays):
                         break
                     _empty(workdir)

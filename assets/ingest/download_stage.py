@@ -8,10 +8,11 @@ from pathlib import Path
 
 from assets.dataset_config import DatasetConfig
 from assets.ingest.download import DownloadConfig, DownloadRecord, config_for_video, download_video
-from assets.ingest.errors import ErrorClass, is_transient
+from assets.ingest.errors import ErrorClass, is_permanent
 from assets.ingest.manifest_stage import read_manifest_video
 from storage import paths
 from storage.ids import validate_video_id
+from storage.leftovers import remove_orphans
 from storage.root import DataRoot
 
 
@@ -23,11 +24,12 @@ def load_download_record(root: DataRoot, dataset: str, video_id: str) -> Downloa
 
 
 def is_permanent_failure(record: DownloadRecord) -> bool:
-    """Private, removed, members-only...: retrying soon will not help (rate limits and network errors will)."""
+    """Private, removed, members-only...: retrying soon will not help (rate limits, network errors and a full
+    disk will be retried by the next run)."""
     if record.ok:
         return False
     try:
-        return not is_transient(ErrorClass(record.status))
+        return is_permanent(ErrorClass(record.status))
     except ValueError:
         return False
 
@@ -64,6 +66,7 @@ def fetch_video(cfg: DatasetConfig, root: DataRoot, video_id: str, downloader=No
         url = f"{mirror.rstrip('/')}/{validate_video_id(video_id, youtube=cfg.youtube_ids)}.mp4"
         config = dataclasses.replace(config, enable_file_urls=True)
     previous = load_download_record(root, cfg.name, video_id)
+    remove_orphans(root, [paths.video_dir(root, cfg.name, video_id)])  # of a run killed mid-download or mid-write
     dest_stem = f"{paths.video_dir(root, cfg.name, video_id)}/source"
     if root.is_local:
         record = download_video(video_id, url, dest_stem, config, previous, youtube_ids=cfg.youtube_ids)

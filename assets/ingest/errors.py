@@ -26,10 +26,13 @@ class ErrorClass(str, Enum):
     live = "live"
     corrupt = "corrupt"
     limit_exceeded = "limit_exceeded"  # our byte/time bound on one download (an endless or oversized source)
+    environment = "environment"  # this machine, not the video: disk full, quota, read-only, out of files/memory
     other = "other"
 
 
 TRANSIENT = frozenset({ErrorClass.rate_limited, ErrorClass.network, ErrorClass.bot_check})
+# Not retried within the run (the disk stays full for the next attempt), but never a reason to skip the video later.
+LOCAL = frozenset({ErrorClass.environment})
 
 
 def _rx(*patterns: str) -> re.Pattern:
@@ -38,6 +41,10 @@ def _rx(*patterns: str) -> re.Pattern:
 
 # YouTube's apostrophes are typographic (’) as often as not; match both.
 _RULES: tuple[tuple[ErrorClass, re.Pattern], ...] = (
+    # OS errors of the local machine, as yt-dlp words a failed write ("unable to write data: [Errno 28] ...")
+    (ErrorClass.environment, _rx(r"No space left on device", r"Disk quota exceeded", r"File too large",
+                                 r"Read-only file system", r"Too many open files", r"Cannot allocate memory",
+                                 r"\[Errno (?:12|23|24|27|28|30|122)\]", r"unable to (?:write|open for writing)")),
     (ErrorClass.private, _rx(r"\bprivate video\b", r"this video is private")),
     (ErrorClass.members_only, _rx(r"members[- ]only", r"available to this channel.s members")),
     (ErrorClass.bot_check, _rx(r"confirm you.re not a bot", r"captcha challenge")),
@@ -81,3 +88,10 @@ def classify_error(message: str | None) -> ErrorClass:
 def is_transient(error_class: ErrorClass) -> bool:
     """Worth retrying after a pause: rate limits, bot checks (both expire) and network trouble."""
     return ErrorClass(error_class) in TRANSIENT
+
+
+def is_permanent(error_class: ErrorClass) -> bool:
+    """A property of the video (private, removed, ...): later runs skip it unless --retry-failed. Transient and
+    local (environment) failures are retried by the next run."""
+    error_class = ErrorClass(error_class)
+    return error_class not in TRANSIENT and error_class not in LOCAL
