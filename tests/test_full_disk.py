@@ -1,9 +1,25 @@
-"""A write that runs out of space fails with an error naming the file, and leaves the previous version intact."""
+"""A full disk: a write that runs out of space fails with an error naming the file and leaves the previous version
+intact; in the pipeline it is an `environment` failure (retried by the next run, nothing partial kept), and the
+hidden temporaries of killed runs are removed by the next one."""
 import multiprocessing as mp
+import os
 import resource
 import signal
+import time
+from pathlib import Path
 
+import dagster as dg
+import pytest
+
+from assets.dataset_config import load_dataset_config
+from assets.ingest.download import DownloadRecord
+from assets.ingest.download_stage import is_permanent_failure
+from assets.ingest.errors import ErrorClass, classify_error
+from assets.ingest.manifest_stage import build_manifest
+from pipelines.rebuild import _failure_detail, rebuild
+from storage import paths
 from storage.root import DataRoot
+from tests.test_download_limits import endless_server
 
 
 def _write_big(root_dir: str, queue) -> None:
@@ -33,23 +49,6 @@ def test_out_of_space_names_the_file_and_keeps_the_old_one(tmp_path):
 
 
 # ---- a full disk in the pipeline: transient, named, nothing left; and the leftovers of killed runs -------------
-
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import dagster as dg  # noqa: E402
-import pytest  # noqa: E402
-
-from assets.dataset_config import load_dataset_config  # noqa: E402
-from assets.ingest.download import DownloadRecord  # noqa: E402
-from assets.ingest.download_stage import is_permanent_failure  # noqa: E402
-from assets.ingest.errors import ErrorClass, classify_error  # noqa: E402
-from assets.ingest.manifest_stage import build_manifest  # noqa: E402
-from pipelines.rebuild import _failure_detail, rebuild  # noqa: E402
-from storage import paths  # noqa: E402
-from tests.test_download_limits import endless_server  # noqa: E402
 
 VIDEO = "sample-cuts"
 LIMIT = 1 << 16  # the "disk" holds 64 KiB per file: the 366 KB sample video does not fit
