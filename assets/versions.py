@@ -4,7 +4,7 @@ downstream) stale, and the stage's on-disk stamp no longer matches, so a rerun r
 STAGE_VERSIONS = {
     "manifest": "1",
     "download": "1",
-    "video_pass": "1",  # detections + chunks + clips, produced by one streamed decode
+    "video_pass": "2",  # detections + chunks + clips, produced by one streamed decode (2: chunks per tracked person)
     "shards": "1",
     "coverage": "1",
 }

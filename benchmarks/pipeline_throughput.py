@@ -88,9 +88,9 @@ def run_chain(path: Path, mode: str, stride: int, workdir: Path, threads: int | 
             def detect(frame):
                 best = main_person(detector.detect(shrink(frame)))
                 if best is None:
-                    return PersonSample(-1, None, False, False)
-                return PersonSample(-1, best.box.scaled(1 / scale, 1 / scale), best.upper_body_visible,
-                                    best.full_body_visible)
+                    return []
+                return [PersonSample(-1, best.box.scaled(1 / scale, 1 / scale), best.upper_body_visible,
+                                     best.full_body_visible)]
 
             result = discover_pass(frames, "benchvideo1", cfg, detect, lambda i, f: bool(cuts.push(i, f)), sink,
                                    info.width, info.height)

@@ -36,7 +36,7 @@ def _run(cfg, person: Box, n_frames: int):
     def sink(key, data, meta):
         out[key] = (data, meta)
 
-    result = discover_pass(iter(frames), "vid", cfg, lambda f: PersonSample(-1, person, True, True),
+    result = discover_pass(iter(frames), "vid", cfg, lambda f: [PersonSample(-1, person, True, True)],
                            lambda i, f: False, sink, W, H)
     return frames, result, out
 

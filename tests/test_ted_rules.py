@@ -23,7 +23,7 @@ def run(n_frames, person_at, cuts=()):
     def sink(key, data, meta):
         out[key] = (data, meta)
 
-    result = discover_pass(frames, "TEDtalk0001", TED, lambda f: person_at(next(counter)),
+    result = discover_pass(frames, "TEDtalk0001", TED, lambda f: [person_at(next(counter))],
                            lambda i, f: i in cuts, sink, W, H)
     return result, out
 

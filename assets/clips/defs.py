@@ -29,7 +29,9 @@ def video_pass_assets(dataset: str, partitions: dg.DynamicPartitionsDefinition) 
         s = run_video_pass(cfg, data_root.get(), context.partition_key, detector)
         yield dg.MaterializeResult(
             asset_key=[dataset, "detections"],
-            metadata={"detector": s.detector, "sampled_frames": s.n_detections, "cuts": len(s.cuts),
+            metadata={"detector": s.detector, "sampled_frames": s.n_sampled_frames,
+                      "frames_with_person": s.n_frames_with_person, "detection_rate": s.detection_rate,
+                      "valid_person_rate": s.valid_person_rate, "tracks": s.n_tracks, "cuts": len(s.cuts),
                       "frames": s.n_frames, "cached": s.cached},
         )
         yield dg.MaterializeResult(

@@ -1,4 +1,5 @@
-"""Chunking in one streamed pass: decide chunk spans while frames go by, never looking back more than one stride.
+"""Chunking of one person in one streamed pass: decide chunk spans while frames go by, never looking back more than
+one stride. Each tracked person has their own chunker (track_chunker.py), so a chunk follows one person.
 
 The rules are video-preprocessing's (crop_taichi/crop_vox) and MRAA's for TED:
 - a chunk opens at a detection of a valid person (big enough, upper/full body visible as the dataset asks) and its
@@ -24,12 +25,17 @@ CropBoxFn = Callable[[Box], "Box | None"]
 
 @dataclass(frozen=True)
 class PersonSample:
-    """What the detector said about one sampled frame (None person = nobody found)."""
+    """What the detector said about one person in one sampled frame (None box = the person is not there).
+
+    track: the person's identity across sampled frames (PersonTracker), None before tracking.
+    """
 
     frame: int
     box: Box | None
     upper_body: bool = True
     full_body: bool = True
+    score: float = 1.0
+    track: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class ClosedChunk:
 
 
 @dataclass
-class _Open:
+class OpenChunk:
     start: int
     crop_box: Box
     person_box: Box
@@ -61,10 +67,10 @@ class StreamingChunker:
     require_full_body: bool
     crop_box_for: CropBoxFn
     closed: list[ClosedChunk] = field(default_factory=list)
-    _open: _Open | None = None
+    _open: OpenChunk | None = None
 
     # -- the person rules -------------------------------------------------------------------------------------------
-    def _valid(self, s: PersonSample) -> str | None:
+    def why_invalid(self, s: PersonSample) -> str | None:
         """None if the sample can carry a chunk, else the reason it cannot."""
         if s.box is None:
             return "person lost"
@@ -78,7 +84,7 @@ class StreamingChunker:
 
     # -- the stream -------------------------------------------------------------------------------------------------
     @property
-    def active(self) -> _Open | None:
+    def active(self) -> OpenChunk | None:
         return self._open
 
     def frame_in_chunk(self, frame: int) -> bool:
@@ -90,20 +96,21 @@ class StreamingChunker:
         if self._open is not None:
             self._close(frame, "shot cut")
 
-    def on_detection(self, s: PersonSample) -> None:
+    def on_detection(self, s: PersonSample, may_open: bool = True) -> None:
+        """The person's box at a sampled frame: continue, close or (when `may_open`) open a chunk on it."""
         o = self._open
         if o is not None:
-            reason = self._valid(s)
+            reason = self.why_invalid(s)
             if reason is not None:
                 self._close(o.last_ok_frame + 1, reason)
             elif s.box.iou(o.person_box) < self.iou_with_start:
                 self._close(self._drift_frame(o, s), f"person left the start box (IoU < {self.iou_with_start})")
             else:
                 o.last_ok_frame, o.last_ok_box = s.frame, s.box
-        if self._open is None and self._valid(s) is None:
+        if may_open and self._open is None and self.why_invalid(s) is None:
             crop = self.crop_box_for(s.box)
             if crop is not None:
-                self._open = _Open(s.frame, crop, s.box, s.frame, s.box)
+                self._open = OpenChunk(s.frame, crop, s.box, s.frame, s.box)
 
     def before_frame(self, frame: int) -> None:
         """Enforce the length cap before `frame` is added."""
@@ -119,7 +126,7 @@ class StreamingChunker:
         return self.closed
 
     # -- internals --------------------------------------------------------------------------------------------------
-    def _drift_frame(self, o: _Open, s: PersonSample) -> int:
+    def _drift_frame(self, o: OpenChunk, s: PersonSample) -> int:
         a, b = o.last_ok_frame, s.frame
         for f in range(a + 1, b + 1):
             t = (f - a) / (b - a)

@@ -9,7 +9,7 @@ grow with the video's length.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
 import cv2
@@ -17,7 +17,10 @@ import numpy as np
 
 from assets.clips.geometry import Box, OutOfFrameError, box_inside, crop_frame, resize_antialiased, square_box, \
     upper_body_box
-from assets.clips.streaming_chunker import ClosedChunk, PersonSample, StreamingChunker
+from assets.clips.detection_stats import DetectionStats
+from assets.clips.person_tracker import PersonTracker
+from assets.clips.streaming_chunker import PersonSample, StreamingChunker
+from assets.clips.track_chunker import TrackChunk, TrackChunker
 from assets.dataset_config import DatasetConfig
 from storage.frames import encode_frame
 
@@ -42,7 +45,9 @@ class PassResult:
     n_frames: int = 0
     accepted: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
-    detections: list[PersonSample] = field(default_factory=list)
+    detections: list[PersonSample] = field(default_factory=list)  # every person found, tracked
+    sampled_frames: list[int] = field(default_factory=list)  # the frames the detector ran on
+    stats: DetectionStats = field(default_factory=DetectionStats)
     cuts: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -95,7 +100,7 @@ def discover_pass(
     frames: Iterable[np.ndarray],
     video_id: str,
     cfg: DatasetConfig,
-    detect: Callable[[np.ndarray], PersonSample],
+    detect: Callable[[np.ndarray], list[PersonSample]],
     cut_push: Callable[[int, np.ndarray], bool],
     sink: SampleSink,
     width: int,
@@ -103,34 +108,40 @@ def discover_pass(
 ) -> PassResult:
     """Discovery datasets (TED, sample): find people and cuts, chunk, crop, encode — all in one pass.
 
-    `detect(frame)` returns the main person of a full-resolution frame (frame index filled by the caller);
+    `detect(frame)` returns every person of a full-resolution frame (frame index and track filled in here);
     `cut_push(i, frame)` feeds the shot-cut detector and returns True when a new shot starts at frame i.
+    People are tracked between sampled frames and each track has its own chunker, so every chunk follows one
+    person; several chunks (of several people) may be open at once, each with its own buffer.
     """
     rules = cfg.chunks
-    chunker = StreamingChunker(rules.min_frames, rules.max_frames, rules.iou_with_start, rules.min_box_size,
-                               rules.require_upper_body, rules.require_full_body,
-                               crop_box_factory(cfg, width, height))
+    crop_box_for = crop_box_factory(cfg, width, height)
+    chunker = TrackChunker(lambda: StreamingChunker(
+        rules.min_frames, rules.max_frames, rules.iou_with_start, rules.min_box_size, rules.require_upper_body,
+        rules.require_full_body, crop_box_for))
+    tracker = PersonTracker()
     encode = _Encoder(cfg)
     result, timer = PassResult(), _Timer()
-    pending: list[bytes] = []  # encoded frames of the open chunk
-    pending_start = -1
+    pending: dict[int, list[bytes]] = {}  # encoded frames of each open chunk, by start frame (unique per video)
+    stats = DetectionStats()
+    tracks: set[int] = set()
     stride = cfg.detect.stride
     t_start = time.perf_counter()
 
-    def flush(closed: Iterable[ClosedChunk]) -> None:
-        nonlocal pending, pending_start
-        for c in closed:
+    def flush(closed: Iterable[TrackChunk]) -> None:
+        for tc in closed:
+            c = tc.chunk
             n = c.end - c.start
-            if c.accepted and c.start == pending_start and len(pending) >= n:
+            frames_of = pending.pop(c.start, [])
+            if c.accepted and len(frames_of) >= n:
                 key = f"{video_id}#{c.start:06d}#{c.end:06d}"
                 t0 = time.perf_counter()
-                sink(key, pending[:n], _meta(key, c.start, c.end, c.crop_box, n, cfg,
-                                             {"closed_because": c.reason, "person_box": c.person_box.to_list()}))
+                sink(key, frames_of[:n], _meta(key, c.start, c.end, c.crop_box, n, cfg, {
+                    "closed_because": c.reason, "person_box": c.person_box.to_list(), "track": tc.track}))
                 timer.add("write", t0)
-                result.accepted.append({"chunk_id": key, "start": c.start, "end": c.end, "reason": c.reason})
+                result.accepted.append({"chunk_id": key, "start": c.start, "end": c.end, "reason": c.reason,
+                                        "track": tc.track})
             else:
-                result.rejected.append({"start": c.start, "end": c.end, "reason": c.reason})
-            pending, pending_start = [], -1
+                result.rejected.append({"start": c.start, "end": c.end, "reason": c.reason, "track": tc.track})
 
     i = -1
     for i, frame in enumerate(frames):
@@ -141,28 +152,31 @@ def discover_pass(
         if cut and i > 0:
             result.cuts.append(i)
             chunker.on_cut(i)
+            tracker.reset()
         chunker.before_frame(i)
         if i % stride == 0 or cut:
             t0 = time.perf_counter()
-            sample = detect(frame)
-            sample = PersonSample(i, sample.box, sample.upper_body, sample.full_body)
+            people = [replace(p, frame=i) for p in detect(frame) if p.box is not None and p.box.area > 0]
             timer.add("detect", t0)
-            result.detections.append(sample)
-            chunker.on_detection(sample)
+            update = tracker.update(people)
+            tracks.update(p.track for p in update.people)
+            stats = stats.add_frame(len(people), sum(chunker.why_invalid(p) is None for p in people))
+            result.sampled_frames.append(i)
+            result.detections.extend(update.people)
+            chunker.on_detections(i, update.people, update.ended)
         flush(chunker.closed[n_closed:])
-        if chunker.frame_in_chunk(i):
-            o = chunker.active
-            if pending_start != o.start:
-                pending, pending_start = [], o.start
-            t0 = time.perf_counter()
-            try:
-                pending.append(encode(frame, o.crop_box))
-            except OutOfFrameError:
-                pass  # cannot happen: 'reject' boxes never open a chunk
-            timer.add("crop_encode", t0)
+        t0 = time.perf_counter()
+        for _, o in chunker.active:
+            if o.start <= i:
+                try:
+                    pending.setdefault(o.start, []).append(encode(frame, o.crop_box))
+                except OutOfFrameError:
+                    pass  # cannot happen: 'reject' boxes never open a chunk
+        timer.add("crop_encode", t0)
     result.n_frames = i + 1
     n_closed = len(chunker.closed)
     flush(chunker.finish(result.n_frames)[n_closed:])
+    result.stats = stats.with_tracks(len(tracks))
     result.elapsed_s = time.perf_counter() - t_start
     result.timings = timer.totals
     return result

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.clips.detection_stats import DetectionStats
 from assets.clips.geometry import Box, replay_box, replay_frame_range
 from assets.clips.video_pass import PassResult, ReplayClip, discover_pass, downscale_for, replay_pass
 from assets.clips.streaming_chunker import PersonSample
@@ -40,7 +41,15 @@ class VideoPassSummary:
     fps: float
     width: int
     height: int
-    n_detections: int
+    # Over the sampled frames (every stride-th frame and each cut), see detection_stats.DetectionStats;
+    # None for replayed videos, whose boxes come from the manifest (no detector runs).
+    n_sampled_frames: int | None
+    n_frames_with_person: int | None
+    detection_rate: float | None
+    n_frames_with_valid_person: int | None
+    valid_person_rate: float | None
+    n_person_boxes: int | None
+    n_tracks: int | None
     cuts: list[int]
     n_chunks: int
     n_chunk_frames: int
@@ -86,19 +95,29 @@ def replay_clips_for(cfg: DatasetConfig, root: DataRoot, video_id: str, fps: flo
 
 
 def _write_detections(root: DataRoot, cfg: DatasetConfig, video_id: str, result: PassResult) -> None:
-    rows = {"frame": [], "x0": [], "y0": [], "x1": [], "y1": [], "upper_body": [], "full_body": []}
+    """One row per person per sampled frame (with its track), and a row of nulls for a sampled frame with nobody."""
+    people: dict[int, list[PersonSample]] = {f: [] for f in result.sampled_frames}
     for d in result.detections:
-        rows["frame"].append(d.frame)
-        for k, v in zip(("x0", "y0", "x1", "y1"), d.box.to_list() if d.box else (None,) * 4):
-            rows[k].append(v)
-        rows["upper_body"].append(bool(d.box and d.upper_body))
-        rows["full_body"].append(bool(d.box and d.full_body))
+        people.setdefault(d.frame, []).append(d)
+    rows = {k: [] for k in ("frame", "track", "score", "x0", "y0", "x1", "y1", "upper_body", "full_body")}
+    for frame in sorted(people):
+        for d in people[frame] or [PersonSample(frame, None, False, False)]:
+            rows["frame"].append(frame)
+            rows["track"].append(d.track)
+            rows["score"].append(d.score if d.box else None)
+            for k, v in zip(("x0", "y0", "x1", "y1"), d.box.to_list() if d.box else (None,) * 4):
+                rows[k].append(v)
+            rows["upper_body"].append(bool(d.box and d.upper_body))
+            rows["full_body"].append(bool(d.box and d.full_body))
     table = pa.table({
         "frame": pa.array(rows["frame"], pa.int64()),
+        "track": pa.array(rows["track"], pa.int64()),
+        "score": pa.array(rows["score"], pa.float64()),
         **{k: pa.array(rows[k], pa.float64()) for k in ("x0", "y0", "x1", "y1")},
         "upper_body": pa.array(rows["upper_body"], pa.bool_()),
         "full_body": pa.array(rows["full_body"], pa.bool_()),
-    }).replace_schema_metadata({"cuts": json.dumps(result.cuts), "n_frames": str(result.n_frames)})
+    }).replace_schema_metadata({"cuts": json.dumps(result.cuts), "n_frames": str(result.n_frames),
+                                "detection": json.dumps(result.stats.to_dict())})
     with root.open_atomic(paths.detections_path(root, cfg.name, video_id)) as f:
         pq.write_table(table, f)
 
@@ -150,37 +169,51 @@ def _run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_
         _write_detections(root, cfg, video_id, result)
     summary = VideoPassSummary(
         video_id=video_id, detector=detector_name, n_frames=result.n_frames, fps=info.fps, width=info.width,
-        height=info.height, n_detections=len(result.detections), cuts=result.cuts,
+        height=info.height, **_detection_fields(result.stats if clips is None else None), cuts=result.cuts,
         n_chunks=len(result.accepted), n_chunk_frames=sum(a["end"] - a["start"] for a in result.accepted),
         rejected=result.rejected, clips_bytes=root.size(tar_path), clips_sha256=root.sha256(tar_path),
         elapsed_s=result.elapsed_s, timings={k: round(v, 3) for k, v in result.timings.items()}, inputs=inputs,
     )
     accepted = [{**a, **written[a["chunk_id"]]} for a in result.accepted]
-    root.write_bytes(paths.chunks_path(root, cfg.name, video_id),
-                     json.dumps({"accepted": accepted, "rejected": result.rejected}, indent=1).encode())
+    chunks = {"accepted": accepted, "rejected": result.rejected}
+    if clips is None:
+        stats = result.stats
+        chunks["detection"] = {**stats.to_dict(), "detector": detector_name, "summary": stats.summary()}
+    root.write_bytes(paths.chunks_path(root, cfg.name, video_id), json.dumps(chunks, indent=1).encode())
     root.write_bytes(paths.video_pass_path(root, cfg.name, video_id), json.dumps(asdict(summary), indent=1).encode())
     return summary
 
 
+def _detection_fields(stats: DetectionStats | None) -> dict:
+    """The summary's detection fields; all None for a replayed video (no detector ran)."""
+    if stats is None:
+        return dict.fromkeys(("n_sampled_frames", "n_frames_with_person", "detection_rate",
+                              "n_frames_with_valid_person", "valid_person_rate", "n_person_boxes", "n_tracks"))
+    return {"n_sampled_frames": stats.sampled_frames, "n_frames_with_person": stats.frames_with_person,
+            "detection_rate": round(stats.detection_rate, 4),
+            "n_frames_with_valid_person": stats.frames_with_valid_person,
+            "valid_person_rate": round(stats.valid_person_rate, 4), "n_person_boxes": stats.person_boxes,
+            "n_tracks": stats.tracks}
+
+
 def _discover(cfg, frames, video_id, sink, info, backend, detector_res) -> tuple[str, PassResult]:
     from assets.clips.cuts import CutDetector
-    from assets.detect.base import main_person
-    from assets.detect.registry import make_detector
+    from assets.detect.registry import backend_accepts, make_detector
 
     options = {}
     weights = getattr(detector_res, "detectron2_weights", None)
     if weights:
         options["weights"] = weights
-    detector = make_detector(backend, **options)
     scale, shrink = downscale_for(info.width, info.height, cfg.detect.max_side)
+    if backend_accepts(backend, "min_pose_height"):
+        options["min_pose_height"] = cfg.chunks.min_box_size * scale  # smaller people cannot open a chunk
+    detector = make_detector(backend, **options)
     cuts = CutDetector(fps=info.fps, threshold=cfg.detect.cut_threshold, min_scene_len=cfg.detect.min_scene_len)
 
-    def detect(frame) -> PersonSample:
-        best = main_person(detector.detect(shrink(frame)))
-        if best is None:
-            return PersonSample(-1, None, False, False)
-        box = best.box.scaled(1 / scale, 1 / scale)
-        return PersonSample(-1, box, best.upper_body_visible, best.full_body_visible)
+    def detect(frame) -> list[PersonSample]:
+        return [PersonSample(-1, d.box.scaled(1 / scale, 1 / scale), d.upper_body_visible, d.full_body_visible,
+                             d.score)
+                for d in detector.detect(shrink(frame)) if d.kind == "person" and d.box.area > 0]
 
     def cut_push(i, frame) -> bool:
         return bool(cuts.push(i, frame))  # immediate mode: a cut is reported on the first frame of the new shot
