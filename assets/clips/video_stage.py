@@ -143,6 +143,7 @@ def _run_video_pass(cfg: DatasetConfig, root: DataRoot, video_id: str, detector_
     detector_name = "manifest-boxes" if has_clips else backend
     with root.local_path(source_path(root, cfg.name, video_id, record)) as local:
         info = probe(local)
+        cfg = cfg.at_fps(info.fps)  # lengths given in seconds, in this video's frames (frame rules: unchanged)
         clips = replay_clips_for(cfg, root, video_id, info.fps, info.width, info.height, info.n_frames) \
             if has_clips else None
         inputs = _stamp_inputs(cfg, record.sha256, detector_name, clips)
