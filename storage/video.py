@@ -135,6 +135,22 @@ _DURATION = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)"
 _ROTATION = re.compile(r"rotation of (?P<deg>-?\d+(?:\.\d+)?) degrees")
 
 
+_STREAM_KIND = re.compile(r"Stream #\S+ (\w+):")
+_NO_OUTPUT = "At least one output file must be specified"  # ffmpeg's complaint about our header-only call
+
+
+def _no_video_reason(lines: list[str]) -> str:
+    """Why a file has no usable video stream: what it holds instead (audio only, subtitles, ...), else the end of
+    ffmpeg's own message."""
+    streams = [line.strip() for line in lines if line.lstrip().startswith("Stream #")]
+    kinds = sorted({"cover image" if "(attached pic)" in line else m[1].lower()
+                    for line in streams if (m := _STREAM_KIND.search(line))})
+    if kinds:
+        return f"no video stream: the file holds {' and '.join(kinds)} only ({streams[0]})"
+    useful = [line for line in lines if _NO_OUTPUT not in line]
+    return "\n".join(useful[-4:]) or "no video stream"
+
+
 def _parse_header(path: str, text: str) -> VideoInfo:
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -142,7 +158,7 @@ def _parse_header(path: str, text: str) -> VideoInfo:
         if m and "(attached pic)" not in line:
             break
     else:
-        raise CorruptVideoError(path, "\n".join(lines[-4:]) or "no video stream")
+        raise CorruptVideoError(path, _no_video_reason(lines))
     rest = m["rest"]
     size = _SIZE.search(rest)
     if not size:

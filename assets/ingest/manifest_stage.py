@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from assets.dataset_config import DatasetConfig
-from assets.ingest.manifests import Manifest, ManifestClip, ManifestTables, ManifestVideo, RowError, digests
+from assets.ingest.manifests import (Manifest, ManifestClip, ManifestTables, ManifestVideo, RowError, digests,
+                                     read_text_file)
 from storage import paths
 from storage.root import DataRoot
 
@@ -62,7 +63,7 @@ def load_url_list(path: str) -> Manifest:
     Bad rows are reported by row number; the rest proceed."""
     from storage.ids import InvalidIdError, validate_video_id
 
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text_file(path)
     videos, errors, seen = [], [], set()
     row = 0
     for line_no, line in enumerate(text.splitlines(), start=1):

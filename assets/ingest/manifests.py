@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 import pyarrow as pa
@@ -127,6 +128,28 @@ def _clip_row(clip: ManifestClip) -> dict:
 def _clip_from_row(row: dict) -> ManifestClip:
     box = tuple(row.pop(k) for k in _BBOX_FIELDS)
     return ManifestClip(**row, bbox=None if box[0] is None else box)
+
+
+class ManifestEncodingError(ValueError):
+    """A manifest that is not UTF-8 text; the message names the file, the line and the byte."""
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """A manifest's bytes as text: UTF-8, with the byte-order mark some editors (Excel) put first dropped, so that
+    the header stays a header. Other encodings are refused with the file, line and column of the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        line, column = data.count(b"\n", 0, e.start) + 1, e.start - line_start + 1
+        raise ManifestEncodingError(
+            f"{source}: line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8 ({e.reason}); "
+            f"save the file as UTF-8") from None
+
+
+def read_text_file(path: str | Path) -> str:
+    """``decode_text`` of a local file."""
+    return decode_text(Path(path).read_bytes(), str(path))
 
 
 def digests(data: bytes) -> tuple[str, str]:

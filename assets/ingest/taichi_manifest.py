@@ -19,6 +19,7 @@ from assets.ingest.manifests import (
     ManifestClip,
     RowProblem,
     RowSource,
+    decode_text,
     digests,
     parse_bbox,
     parse_clip_rows,
@@ -125,8 +126,4 @@ def load_taichi_csv(source: str | os.PathLike | None = None, cache_dir: str | os
             raise FileNotFoundError(f"taichi manifest not found: {path}")
         data = path.read_bytes()
     sha256, md5 = _check_md5(data, expected_md5, source)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{source}: not UTF-8 text ({e})") from None
-    return parse_taichi_csv(text, source, sha256, md5)
+    return parse_taichi_csv(decode_text(data, source), source, sha256, md5)

@@ -22,6 +22,7 @@ from assets.ingest.manifests import (
     RowError,
     RowProblem,
     RowSource,
+    decode_text,
     digests,
     parse_bbox,
     parse_clip_rows,
@@ -31,6 +32,7 @@ from assets.ingest.manifests import (
     parse_uint,
     parse_video_id,
     read_rows,
+    read_text_file,
     videos_from_clips,
 )
 from storage.ids import InvalidIdError, validate_youtube_id, youtube_url
@@ -166,7 +168,7 @@ def ted_candidates_from_ids(path: str | os.PathLike) -> tuple[list[str], list[Ro
     errors: list[RowError] = []
     first_line: dict[str, int] = {}
     row = 0
-    for line_no, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, raw in enumerate(read_text_file(path).splitlines(), start=1):
         text = raw.split("#", 1)[0].strip()
         if not text:
             continue
@@ -217,7 +219,7 @@ def parse_clip_list(path: str | os.PathLike) -> Manifest:
     """A TED clip list in the taichi csv columns (start/end columns optional when the id carries the span)."""
     data = Path(path).read_bytes()
     required = tuple(c for c in CLIP_COLUMNS if c not in ("start", "end"))
-    rows, errors = read_rows(data.decode("utf-8"), required, optional=("start", "end"))
+    rows, errors = read_rows(decode_text(data, str(path)), required, optional=("start", "end"))
     clips, row_errors = parse_clip_rows(rows, parse_ted_row)
     sha256, md5 = digests(data)
     source = str(path)
@@ -261,7 +263,7 @@ def load_ted_manifest(path: str | os.PathLike, test_fraction: float = 0.1, seed:
                       min_height: int | None = None) -> Manifest:
     """A user's TED source: a clip list (a csv whose header names `video_id`; splits from its partition column)
     or an id list (splits from `video_disjoint_split`)."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text_file(path)
     first = next((line for line in text.splitlines() if line.split("#", 1)[0].strip()), "")
     if "," in first and "video_id" in first:
         return parse_clip_list(path)
