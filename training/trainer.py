@@ -597,6 +597,10 @@ class Trainer:
                     self._end_epoch()
             if self._last_saved_step != self.step:
                 self.save()
+            if self.is_main and o.max_steps is not None and self.step < o.max_steps and not self._stop:
+                log.warning("stopped at step %d, before max_steps %d: the config's schedule ends there (num_epochs "
+                            "%d of %s steps); raise train.num_epochs to train longer", self.step, o.max_steps,
+                            s.num_epochs, steps_per_epoch if steps_per_epoch else "an unknown number of")
         finally:
             bar.close()
             if self._writer is not None:
