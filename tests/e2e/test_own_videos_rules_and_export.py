@@ -111,9 +111,6 @@ def test_mp4_export_reads_back_with_the_projects_reader(rebuilt):
         assert len(imageio.mimread(path, memtest=False)) == c["n_frames"]  # the official reader's call
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "durations reach the chunker only once the video pass (assets/clips/video_stage.py, owned by the detection "
-    "work) calls `cfg = cfg.at_fps(info.fps)` after probing the video; remove this marker then"))
 def test_lengths_in_seconds_are_held_at_the_videos_own_fps(rebuilt, tmp_path):
     from assets.clips.video_stage import run_video_pass
 
