@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="manifest path or URL instead of the default (taichi csv, TED clip list or id list)")
     p.add_argument("--retry-failed", action="store_true",
                    help="retry videos that failed permanently before (private, removed, ...)")
-    p.add_argument("--detector", choices=["auto", "mediapipe", "detectron2"], default=None)
+    p.add_argument("--detector", choices=["auto", "ssd", "mediapipe", "detectron2"], default=None,
+                   help="person detector (default: the dataset's; auto = detectron2 if installed, else ssd)")
     p.add_argument("--mirror", default=None,
                    help="file:// or http(s):// folder of already-downloaded <video_id>.mp4 to use instead of YouTube")
     p.add_argument("--max-download-bytes", type=_size, default=None, metavar="SIZE",
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from training.animate import add_animate_parser
     from training.evaluate import add_evaluate_parser
+    from training.experiments.segmentation import add_segment_parser
+    from training.experiments.toy import add_toy_parser
     from training.leaderboard import add_leaderboard_parser
     from training.model_summary import add_models_parser
     from training.sample_render import add_samples_parser
@@ -146,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_samples_parser(sub)
     add_lineage_parser(sub)
     add_export_parser(sub)
+    add_segment_parser(sub)
+    add_toy_parser(sub)
     return parser
 
 

@@ -88,7 +88,7 @@ def downloader_from_env(env: Mapping[str, str], **overrides) -> DownloaderResour
 class DetectorResource(dg.ConfigurableResource):
     """Which person detector runs: the dataset's choice unless overridden here."""
 
-    backend: str | None = Field(default=None, description="auto | mediapipe | detectron2 (None: dataset config)")
+    backend: str | None = Field(default=None, description="auto | ssd | mediapipe | detectron2 (None: dataset config)")
     detectron2_weights: str | None = Field(default=None, description="path to Keypoint R-CNN weights (.pkl/.pth)")
 
 
