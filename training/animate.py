@@ -43,7 +43,7 @@ from training.grids import inverse_2x2
 log = logging.getLogger(__name__)
 
 MODES = ("standard", "relative", "avd")
-CLI_MODES = MODES + ("reconstruction",)
+CLI_MODES = MODES + ("reconstruction", "part-swap")  # part-swap: training/experiments/part_swap.py
 
 
 # -----------------------------------------------------------------------------
@@ -418,6 +418,9 @@ def add_animate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-relative-jacobian", dest="relative_jacobian", action="store_false", default=None,
                    help="relative mode: keep the driving Jacobians/affines (default: config)")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | prediction")
+    p.add_argument("--parts", default=None,
+                   help="mode part-swap (MRAA): regions to take from --source, numbered as `motionpipe segment` "
+                        "labels them, e.g. 1,3")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="unpickle checkpoints that hold arbitrary Python objects (refused by default: loading "
                         "them can run code); only for files whose origin you trust")
@@ -449,6 +452,10 @@ def animate_command(args) -> int:
         frames_a, frames_b = itertools.tee(iter_frames(args.driving, size=(w, h)))
         if mode == "reconstruction":
             preds = animator.reconstruct(frames_a, batch_size=args.batch_size)
+        elif mode == "part-swap":
+            from training.experiments.part_swap import part_swap, parts_of
+            parts = parts_of(animator, args.parts)
+            preds = part_swap(animator, source, frames_a, parts, batch_size=args.batch_size)
         else:
             preds = animator.animate(source, frames_a, mode=mode, batch_size=args.batch_size,
                                      adapt_movement_scale=args.adapt_scale,

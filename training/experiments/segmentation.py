@@ -1,0 +1,217 @@
+"""Co-part segmentation from MRAA's region heatmaps (supplement Sec. 2) and ``motionpipe segment``.
+
+The rule is the supplement's: a pixel belongs to the region whose heatmap M^k responds most there,
+argmax_k M^k(z), and to the background when sum_k M^k(z) < 0.001 (MRAA predicts no background region). The
+heatmaps are the region predictor's softmax outputs, each summing to 1 over its pixels, so the threshold only
+means something at their own resolution (e.g. 58x58 for a 256x256 frame: a quarter of the frame, less the 7x7
+valid convolution). Labels are therefore computed there and only then resized to the frame, by nearest
+neighbour in the models' coordinate convention (heatmap pixel i of h sits at 2i/(h-1) - 1, as the region
+predictor's own means and covariances place it: training/grids.py).
+
+Labels: 0 is the background, k + 1 the region k of the model (1..K), the numbers ``motionpipe animate --mode
+part-swap --parts`` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from training.visualize import palette
+
+BACKGROUND_THRESHOLD = 1e-3
+
+
+def segment_heatmaps(heatmap: torch.Tensor, threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
+    """(B, K, h, w) region heatmaps -> (B, h, w) int64 labels: argmax_k + 1, or 0 where sum_k < threshold."""
+    labels = heatmap.argmax(dim=1) + 1
+    return torch.where(heatmap.sum(dim=1) < threshold, torch.zeros_like(labels), labels)
+
+
+def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, h, w) labels -> (B, H, W) by nearest neighbour, frame pixel j taking heatmap pixel
+    round(j (h-1) / (H-1)): corners onto corners, the convention of every coordinate grid here."""
+    h, w = labels.shape[-2:]
+    rows = _nearest_index(size[0], h, labels.device)
+    cols = _nearest_index(size[1], w, labels.device)
+    return labels[..., rows, :][..., cols]
+
+
+def _nearest_index(n_out: int, n_in: int, device) -> torch.Tensor:
+    if n_out == 1 or n_in == 1:
+        return torch.zeros(n_out, dtype=torch.long, device=device)
+    return torch.round(torch.arange(n_out, device=device, dtype=torch.float64) * (n_in - 1) / (n_out - 1)).long()
+
+
+def require_regions(animator) -> None:
+    """Co-part segmentation and part swap need MRAA's region heatmaps."""
+    if animator.cfg.model != "mraa":
+        raise ValueError(f"co-part segmentation needs an MRAA checkpoint; {animator.cfg.name!r} is a "
+                         f"{animator.cfg.model} model")
+
+
+@torch.no_grad()
+def region_heatmaps(animator, frames: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) frames on the animator's device -> (B, K, h, w) float32 heatmaps of its region predictor."""
+    require_regions(animator)
+    with animator._autocast():
+        return animator.model.region_predictor(frames)["heatmap"].float()
+
+
+@torch.no_grad()
+def segment_frames(animator, frames: Iterable, batch_size: int = 16,
+                   threshold: float = BACKGROUND_THRESHOLD) -> Iterator[torch.Tensor]:
+    """Labels (n, h, w) at the heatmap resolution, ``batch_size`` frames at a time (uint8 or tensor frames as
+    ``Animator.to_tensor`` takes them)."""
+    from training.animate import _chunks
+
+    for chunk in _chunks(frames, batch_size):
+        yield segment_heatmaps(region_heatmaps(animator, animator.to_tensor(chunk)), threshold).cpu()
+
+
+# -----------------------------------------------------------------------------
+# pictures
+
+
+def region_colours(num_regions: int) -> np.ndarray:
+    """(K + 1, 3) uint8: black for the background, then one distinct colour per region."""
+    return np.concatenate([np.zeros((1, 3), np.uint8), palette(num_regions)])
+
+
+def colour_labels(labels: np.ndarray, num_regions: int) -> np.ndarray:
+    """(H, W) labels -> (H, W, 3) uint8 colour map."""
+    return region_colours(num_regions)[labels]
+
+
+def overlay(frame: np.ndarray, labels: np.ndarray, num_regions: int, alpha: float = 0.55) -> np.ndarray:
+    """The frame with every region tinted in its colour and region borders drawn; the background untouched."""
+    colours = colour_labels(labels, num_regions).astype(np.float32)
+    fg = (labels > 0)[..., None]
+    out = np.where(fg, (1 - alpha) * frame.astype(np.float32) + alpha * colours, frame.astype(np.float32))
+    edges = np.zeros(labels.shape, bool)
+    edges[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edges[1:, :] |= labels[1:, :] != labels[:-1, :]
+    out[edges] = 255
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def panel(frame: np.ndarray, labels: np.ndarray, num_regions: int, scale: int = 1) -> np.ndarray:
+    """frame | overlay | colour map, side by side, each enlarged ``scale`` times (nearest)."""
+    if scale > 1:
+        frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        labels = cv2.resize(labels.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    return np.concatenate([frame, overlay(frame, labels, num_regions), colour_labels(labels, num_regions)], axis=1)
+
+
+def legend(num_regions: int, width: int, cell: int = 22) -> np.ndarray:
+    """A white bar with one numbered swatch per label (bg, 1..K), wrapped to ``width``."""
+    names = ["bg"] + [str(k) for k in range(1, num_regions + 1)]
+    colours = region_colours(num_regions)
+    per_row = max(1, width // (2 * cell))
+    rows = -(-len(names) // per_row)
+    bar = np.full((rows * cell, width, 3), 255, np.uint8)
+    for i, (name, colour) in enumerate(zip(names, colours)):
+        y, x = (i // per_row) * cell, (i % per_row) * 2 * cell
+        cv2.rectangle(bar, (x + 2, y + 3), (x + cell - 3, y + cell - 4), tuple(int(c) for c in colour), -1)
+        cv2.rectangle(bar, (x + 2, y + 3), (x + cell - 3, y + cell - 4), (0, 0, 0), 1)
+        cv2.putText(bar, name, (x + cell, y + cell - 7), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1, cv2.LINE_AA)
+    return bar
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def add_segment_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("segment", help="co-part segmentation of a video or image by a trained MRAA "
+                                              "(overlay video, contact sheet, label maps)",
+                              description="Label every pixel with the MRAA region whose heatmap responds most "
+                                          "there (background below a summed response of 0.001) and write the "
+                                          "labels overlaid on the frames.")
+    p.add_argument("--checkpoint", required=True, help="motionpipe MRAA checkpoint, or an official one (+ --config)")
+    p.add_argument("--config", default=None, help="config name or YAML for an official checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="video to segment frame by frame")
+    src.add_argument("--image", help="one image to segment")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threshold", type=float, default=BACKGROUND_THRESHOLD,
+                   help="background where the summed heatmaps are below this (supplement: 0.001)")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of --video")
+    p.add_argument("--min-size", type=int, default=256,
+                   help="enlarge the pictures (nearest) until a frame is at least this many pixels tall")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="unpickle checkpoints that hold arbitrary Python objects (see animate)")
+    p.set_defaults(func=segment_command)
+    return p
+
+
+def segment_command(args) -> int:
+    """``motionpipe segment``: segmentation.mp4 (video only), segmentation.png and labels.npy under --out."""
+    import itertools
+
+    from storage.video import CorruptVideoError, VideoWriter, iter_frames, probe
+    from training.animate import load_animator, read_image
+
+    t0 = time.perf_counter()
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    path = Path(args.video or args.image)
+    if not path.is_file():
+        raise FileNotFoundError(f"{'video' if args.video else 'image'} not found: {path}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    animator = load_animator(args.checkpoint, args.config, device=device, trust=args.trust_checkpoint)
+    require_regions(animator)
+    k = animator.cfg.model_params.num_regions
+    h, w = animator.frame_size
+    scale = max(1, -(-args.min_size // h))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    stills: list[np.ndarray] = []  # the panels of the contact sheet
+    all_labels: list[np.ndarray] = []
+    try:
+        if args.image:
+            frames = iter([read_image(path, (h, w))])
+        else:
+            frames = iter_frames(path, size=(w, h))
+            if args.max_frames is not None:
+                frames = itertools.islice(frames, args.max_frames)
+        frames_a, frames_b = itertools.tee(frames)
+        writer = None if args.image else VideoWriter(out / "segmentation.mp4", fps=probe(path).fps,
+                                                     size=(3 * w * scale, h * scale))
+        with writer if writer is not None else contextlib.nullcontext():
+            for labels in segment_frames(animator, frames_a, batch_size=args.batch_size, threshold=args.threshold):
+                full = resize_labels(labels, (h, w)).numpy()
+                for small, lab in zip(labels.numpy(), full):
+                    pic = panel(next(frames_b), lab, k, scale)
+                    if writer is not None:
+                        writer.write(pic)
+                    all_labels.append(small.astype(np.uint8))
+                    stills.append(pic)
+                    if len(stills) > 64:  # keep memory bounded: the sheet takes evenly spaced frames below
+                        stills = stills[::2]
+    except CorruptVideoError as err:
+        raise ValueError(str(err)) from None
+    if not all_labels:
+        raise ValueError(f"{path}: no frames to segment")
+    labels_np = np.stack(all_labels)  # (n, h', w')
+    np.save(out / "labels.npy", labels_np)
+    picks = np.unique(np.linspace(0, len(stills) - 1, min(4, len(stills))).round().astype(int))
+    sheet = np.concatenate([stills[i] for i in picks] + [legend(k, stills[0].shape[1])], axis=0)
+    cv2.imwrite(str(out / "segmentation.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    share = np.bincount(labels_np.ravel(), minlength=k + 1) / labels_np.size
+    print(f"segmented {len(labels_np)} frame(s) of {path} with {animator.cfg.name} ({k} regions, heatmaps "
+          f"{labels_np.shape[2]}x{labels_np.shape[1]}, threshold {args.threshold:g}) in "
+          f"{time.perf_counter() - t0:.1f} s -> {out}/")
+    print("  pixel share: " + ", ".join(f"{'bg' if i == 0 else i} {s:.0%}" for i, s in enumerate(share)))
+    return 0
+
