@@ -53,7 +53,7 @@ def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
             head, _, text = message.partition(": ")
             if text and head.endswith(error.cls_name or "\0"):
                 message = text
-            return message[:500] if error.cls_name == "Failure" else f"{error.cls_name}: {message}"[:500]
+            return message if error.cls_name == "Failure" else f"{error.cls_name}: {message}"  # whole
     return "run failed"
 
 

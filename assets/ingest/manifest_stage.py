@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 from assets.dataset_config import DatasetConfig
 from assets.ingest.manifests import (Manifest, ManifestClip, ManifestTables, ManifestVideo, RowError, digests,
                                      read_text_file)
+from assets.ingest.rejections import rejection_lines
 from storage import paths
 from storage.root import DataRoot
 
 CACHE_ENV = "MOTIONPIPE_CACHE"
-SHOWN_REASONS = 3
 
 
 class EmptyManifestError(ValueError):
@@ -146,11 +146,8 @@ def require_videos(manifest: Manifest) -> Manifest:
     if not rejected:
         raise EmptyManifestError(f"{manifest.source}: the manifest has no data rows (an empty file or a header "
                                  f"only); nothing was changed")
-    shown = "; ".join(f"row {e.row}" + (f" (line {e.line})" if e.line else "") + f": {e.reason}"
-                      for e in rejected[:SHOWN_REASONS])
-    more = f"; and {len(rejected) - SHOWN_REASONS} more" if len(rejected) > SHOWN_REASONS else ""
     raise EmptyManifestError(f"{manifest.source}: none of its {len(rejected)} rows could be used, so nothing was "
-                             f"changed: {shown}{more}")
+                             f"changed; the rows by reason:\n" + "\n".join(rejection_lines(rejected)))
 
 
 def build_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
@@ -182,6 +179,11 @@ def read_manifest_videos(root: DataRoot, dataset: str) -> list[dict]:
 
 def read_manifest_video_ids(root: DataRoot, dataset: str) -> list[str]:
     return [v["video_id"] for v in read_manifest_videos(root, dataset)]
+
+
+def read_manifest_errors(root: DataRoot, dataset: str) -> list[RowError]:
+    """The rows the manifest rejected, each with its row, line, text and reason."""
+    return [RowError(**r) for r in _read(root, dataset, "errors").to_pylist()]
 
 
 def read_manifest_video(root: DataRoot, dataset: str, video_id: str) -> dict:

@@ -75,7 +75,8 @@ def fetch_bytes(url: str, timeout: float = FETCH_TIMEOUT_S) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
     except OSError as e:  # URLError, HTTPError, timeouts
-        raise ConnectionError(f"could not fetch manifest {url}: {e}") from e
+        raise ConnectionError(f"could not fetch manifest {url}: {e}; without a route to it, fetch the file "
+                              f"elsewhere and pass it with --manifest path/to/taichi-metadata.csv") from e
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
