@@ -30,7 +30,7 @@ def _status(args: argparse.Namespace) -> int:
     from storage.root import DataRoot
 
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
-    print_coverage(cov)
+    print_coverage(cov, show_all=args.all)
     return 0
 
 
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="print a dataset's coverage report from what is on disk")
     p.add_argument("dataset", choices=DATASETS)
+    p.add_argument("--all", action="store_true", help="list every video not rebuilt (default: the first 50)")
     add_root(p)
     p.set_defaults(func=_status)
 

@@ -40,6 +40,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def writer_alive(tag: str) -> bool | None:
+    """Whether the writer ``<pid>@<host>`` still runs: None when it ran on another host (no way to tell)."""
+    pid, _, host = tag.partition("@")
+    if host != _host() or not pid.isdigit():
+        return None
+    return _alive(int(pid))
+
+
 def is_temporary(name: str) -> bool:
     return name.startswith(".") and any(m in name for m in MARKERS)
 

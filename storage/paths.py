@@ -10,6 +10,7 @@
     catalog/videos.parquet, catalog/chunks.parquet
     shards/<split>-NNNNNN.tar (+ .parquet sidecar), shards/manifest.json
     coverage/coverage.json
+    last_rebuild.json                 the last `motionpipe rebuild`: running, finished, or where and why it stopped
 <root>/runs/<model>-<dataset>/<stage>-<run key>/   one training run: checkpoints/, tensorboard/ (resumable)
 <root>/models/<dataset>/<model>/
     main.pt, avd.pt                   the published checkpoints (DVC outs): copies of a run's last checkpoint
@@ -80,6 +81,10 @@ def shard_name(split: str, index: int) -> str:
 
 def coverage_path(root: DataRoot, dataset: str) -> str:
     return root.path(DATASETS, dataset, "coverage", "coverage.json")
+
+
+def last_rebuild_path(root: DataRoot, dataset: str) -> str:
+    return root.path(DATASETS, dataset, "last_rebuild.json")
 
 
 STAGE_FILES = {"main": "main.pt", "avd": "avd.pt"}

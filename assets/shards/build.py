@@ -55,10 +55,13 @@ def video_status(record, chunks: dict | None) -> tuple[str, str | None]:
         return chunks["error"], chunks.get("message")
     if chunks["accepted"]:
         return "ok", None
+    # The detection rate says why (a person in 5% of the sampled frames), where the chunker's reasons say what.
+    seen = (chunks.get("detection") or {}).get("summary")
+    detection = f"; detection: {seen}" if seen else ""
     if not chunks["rejected"]:
-        return "no_person", "no valid person found (size / visibility rules)"
+        return "no_person", f"no valid person found (size / visibility rules){detection}"
     reasons = Counter(r["reason"].split(" (")[-1].rstrip(")") for r in chunks["rejected"])
-    return "no_chunks", "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3))
+    return "no_chunks", "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3)) + detection
 
 
 def published_samples(root: DataRoot, dataset: str) -> int:
