@@ -11,6 +11,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from assets.dataset_config import load_dataset_config
     from assets.shards.coverage import compute_coverage, print_coverage
     from pipelines.rebuild import rebuild
+    from pipelines.rebuild_outcome import exit_code, summary_line
     from storage.root import DataRoot
 
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
@@ -19,9 +20,8 @@ def _rebuild(args: argparse.Namespace) -> int:
                      allow_shrink=args.allow_shrink, rules=args.rules)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
-    if not result.dataset_run_ok:
-        return 1
-    return 0
+    print(summary_line(result))  # counts either way; the exit code says whether anything was rebuilt
+    return exit_code(result)
 
 
 def _status(args: argparse.Namespace) -> int:

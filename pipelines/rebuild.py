@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import dagster as dg
@@ -13,31 +12,21 @@ import dagster as dg
 from assets.dataset_config import load_dataset_config
 from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
-from assets.ingest.manifest_stage import read_manifest_video_ids
+from assets.ingest.manifest_stage import read_manifest_errors, read_manifest_video_ids
+from assets.ingest.rejections import rejection_lines
 from assets.rules import rules_argument
+from pipelines.circuit_breaker import breaker_from_env
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
+from pipelines.interrupt import InterruptWatch
+from pipelines.rebuild_outcome import RebuildResult, Stop, VideoOutcome
+from pipelines.rebuild_tracker import RebuildTracker
 from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
 from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot
 
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-@dataclass
-class VideoOutcome:
-    video_id: str
-    status: str  # ok | failed | skipped
-    detail: str = ""
-    seconds: float = 0.0
-
-
-@dataclass
-class RebuildResult:
-    dataset: str
-    outcomes: list[VideoOutcome] = field(default_factory=list)
-    dataset_run_ok: bool = False
 
 
 def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
@@ -57,10 +46,24 @@ def _failure_detail(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
+def _error_classes(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The classes of the errors the run's steps failed with (an interrupted step's: Dagster's interruption)."""
+    return [e.step_failure_data.error.cls_name for e in result.all_events
+            if e.is_step_failure and e.step_failure_data and e.step_failure_data.error]
+
+
+def rebuild(dataset: str, **options) -> RebuildResult:
+    """The rebuild of `_rebuild` (same keyword options), with SIGINT and SIGTERM watched for the whole run: they
+    stop it where it is (the step in progress keeps nothing half-written) instead of failing one video."""
+    with InterruptWatch() as watch:
+        return _rebuild(dataset, watch=watch, **options)
+
+
 @rules_argument  # `rules`: another dataset's rules or a rules file, for every asset of the run
-def rebuild(
+def _rebuild(
     dataset: str,
     *,
+    watch: InterruptWatch,
     data_root: str | None = None,
     source: str | None = None,
     limit: int | None = None,
@@ -71,8 +74,11 @@ def rebuild(
     max_download_seconds: float | None = None,
     allow_shrink: bool = False,
     rules: str | None = None,
+    breaker_after: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
+    """`breaker_after`: stop after this many videos in a row fail for the same machine-wide reason (no DNS, no
+    route, refused, bot check...; default $MOTIONPIPE_BREAKER_AFTER or 3, 0: never)."""
     cfg = load_dataset_config(dataset)
     instance = open_instance()
     overrides = {}
@@ -96,41 +102,77 @@ def rebuild(
     manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False)
     if not manifest.success:
+        signal = watch.saw_interrupted_run(_error_classes(manifest))
+        if signal.requested:  # the manifest is written atomically: the previous one stays
+            out.stop = Stop("interrupted", "the manifest step", f"{signal.name} during the manifest step",
+                            signal.exit_code)
+            progress(f"[{dataset}] interrupted by {signal.name} during the manifest step: nothing was changed")
+            return out
         raise RuntimeError(f"{dataset}: manifest failed: {_failure_detail(manifest)}")
     video_ids = read_manifest_video_ids(root, dataset)
+    out.videos_total = len(video_ids)
     progress(f"[{dataset}] {len(video_ids)} videos in the manifest")
+    rejected = read_manifest_errors(root, dataset)
+    if rejected:
+        progress(f"[{dataset}] {len(rejected)} manifest rows rejected (each with its reason in "
+                 f"manifest/errors.parquet):")
+        for line in rejection_lines(rejected):
+            progress(f"[{dataset}] {line}")
 
+    tracker = RebuildTracker(out, root, breaker_from_env(os.environ, breaker_after), progress)
     job = defs.resolve_job_def(video_job_name(dataset))
     for n, video_id in enumerate(video_ids, 1):
+        at = f"video {n}/{len(video_ids)} ({video_id})"
+        if watch.poll().requested:  # between two videos
+            tracker.interrupted(watch.stop, at)
+            break
         t0 = time.perf_counter()
         record = load_download_record(root, dataset, video_id)
         if record is not None and is_permanent_failure(record) and not retry_failed:
-            out.outcomes.append(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: skipped, {record.status} in an earlier run")
+            tracker.add(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
             continue
         result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False,
                                         run_config=QUIET)
         seconds = time.perf_counter() - t0
+        if watch.saw_interrupted_run(_error_classes(result)).requested:  # during the video: not its failure
+            tracker.interrupted(watch.stop, at)
+            break
         if result.success:
             chunks = _chunk_count(result, dataset)
-            out.outcomes.append(VideoOutcome(video_id, "ok", f"{chunks} chunks", seconds))
+            outcome = VideoOutcome(video_id, "ok", f"{chunks} chunks", seconds, chunks)
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: ok, {chunks} chunks ({seconds:.1f} s)")
         else:
-            detail = _failure_detail(result)
-            out.outcomes.append(VideoOutcome(video_id, "failed", detail, seconds))
-            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {detail}")
+            outcome = VideoOutcome(video_id, "failed", _failure_detail(result), seconds)
+            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {outcome.detail}")
+        if tracker.add(outcome) is not None:  # the circuit breaker: every video failing the same way
+            break
 
+    if out.stop is None:
+        _publish(dataset, defs, instance, allow_shrink, watch, tracker, progress)
+    tracker.finish()
+    return out
+
+
+def _publish(dataset: str, defs: dg.Definitions, instance: dg.DagsterInstance, allow_shrink: bool,
+             watch: InterruptWatch, tracker: RebuildTracker, progress: Callable[[str], None]) -> None:
+    """The dataset-level assets: catalog, shards and their checks, coverage."""
+    out = tracker.result
     progress(f"[{dataset}] catalog, shards, checks, coverage ...")
     publish = {"ops": {f"{dataset}_catalog_and_shards": {"config": {"allow_shrink": allow_shrink}}}}
     final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(
         instance=instance, raise_on_error=False, run_config={**QUIET, **publish})
+    if watch.saw_interrupted_run(_error_classes(final)).requested:
+        tracker.interrupted(watch.stop, "the catalog/shards step")
+        return
     out.dataset_run_ok = final.success
     if not final.success:
         progress(f"[{dataset}] dataset assets FAILED: {_failure_detail(final)}")
     for check in final.get_asset_check_evaluations():
         mark = "passed" if check.passed else "FAILED"
         progress(f"[{dataset}] check {check.check_name}: {mark}")
-    return out
+        if not check.passed:
+            out.checks_failed.append(check.check_name)
 
 
 def _chunk_count(result: dg.ExecuteInProcessResult, dataset: str) -> int:

@@ -89,5 +89,6 @@ def test_fewer_samples_than_published_needs_allow_shrink(root, tmp_path, capsys)
         {k: v for k, v in before.items() if k != "manifest"}
 
     rc = motionpipe(["rebuild", "sample", "--manifest", str(dead), "--data-root", str(root), "--allow-shrink"])
-    capsys.readouterr()
-    assert rc == 0 and _state(root)["samples"] == 0  # asked for: the smaller dataset is published
+    out = capsys.readouterr().out
+    assert _state(root)["samples"] == 0  # asked for: the smaller dataset is published
+    assert rc == 1 and "exit 1: nothing rebuilt" in out  # ... and the exit code still says nothing was rebuilt
