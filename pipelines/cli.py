@@ -17,7 +17,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
                      retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror,
                      max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds,
-                     allow_shrink=args.allow_shrink, rules=args.rules)
+                     allow_shrink=args.allow_shrink, rules=args.rules, workers=args.workers)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     print(summary_line(result))  # counts either way; the exit code says whether anything was rebuilt
@@ -72,6 +72,15 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _workers(text: str) -> int:
+    try:
+        if (n := int(text)) >= 1:
+            return n
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a whole number >= 1 (videos rebuilt at a time), got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motionpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", default=None, metavar="taichi|ted|sample|RULES.yaml",
                    help="discovery datasets (sample, ted): cut the videos with another dataset's rules or a rules "
                         "file's (size, lengths in frames or seconds, person size; see README)")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="rebuild N videos at a time, each in its own process (Dagster's multiprocess executor); "
+                        "default 1: one after the other")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

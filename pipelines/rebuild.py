@@ -22,6 +22,7 @@ from pipelines.interrupt import InterruptWatch
 from pipelines.rebuild_outcome import RebuildResult, Stop, VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
 from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
+from pipelines.workers import check_workers, rebuild_videos, start_fork_server
 from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot
 
@@ -75,10 +76,13 @@ def _rebuild(
     allow_shrink: bool = False,
     rules: str | None = None,
     breaker_after: int | None = None,
+    workers: int = 1,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """`breaker_after`: stop after this many videos in a row fail for the same machine-wide reason (no DNS, no
-    route, refused, bot check...; default $MOTIONPIPE_BREAKER_AFTER or 3, 0: never)."""
+    route, refused, bot check...; default $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
+    videos at a time, through Dagster's multiprocess executor (pipelines/workers.py)."""
+    check_workers(workers)
     cfg = load_dataset_config(dataset)
     instance = open_instance()
     overrides = {}
@@ -97,6 +101,8 @@ def _rebuild(
     if orphans:
         progress(f"[{dataset}] removed {len(orphans)} leftover temporaries of interrupted runs")
 
+    if workers > 1:
+        start_fork_server()  # the step processes' imports overlap the manifest step
     progress(f"[{dataset}] manifest ...")
     run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}, **QUIET}
     manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
@@ -120,7 +126,7 @@ def _rebuild(
             progress(f"[{dataset}] {line}")
 
     tracker = RebuildTracker(out, root, breaker_from_env(os.environ, breaker_after), progress)
-    job = defs.resolve_job_def(video_job_name(dataset))
+    job, queued = defs.resolve_job_def(video_job_name(dataset)), []
     for n, video_id in enumerate(video_ids, 1):
         at = f"video {n}/{len(video_ids)} ({video_id})"
         if watch.poll().requested:  # between two videos
@@ -131,6 +137,9 @@ def _rebuild(
         if record is not None and is_permanent_failure(record) and not retry_failed:
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: skipped, {record.status} in an earlier run")
             tracker.add(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
+            continue
+        if workers > 1:  # run below, `workers` at a time
+            queued.append(video_id)
             continue
         result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False,
                                         run_config=QUIET)
@@ -147,6 +156,9 @@ def _rebuild(
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {outcome.detail}")
         if tracker.add(outcome) is not None:  # the circuit breaker: every video failing the same way
             break
+    if queued and out.stop is None:
+        rebuild_videos(dataset, queued, workers=workers, instance=instance, resources=defs.resources,
+                       tracker=tracker, watch=watch)
 
     if out.stop is None:
         _publish(dataset, defs, instance, allow_shrink, watch, tracker, progress)
