@@ -6,8 +6,9 @@ degrees, on one fixed test set of 128. The result is a JSON table and a plot of 
 size, one line per network, as the paper's Fig. 5.
 
 ``ToyConfig.reduced()`` (the default of ``motionpipe toy``) is the same experiment at 32x32 with narrower
-networks and training sets up to 256, a few minutes on two CPU cores; ``ToyConfig.full()`` (``--full``) is the
-paper's sweep, 32 to 1,024 samples at 64x64 (hours on a CPU, minutes on a GPU).
+networks and training sets up to 256 (7 minutes on one thread of a busy 2-core machine); ``ToyConfig.full()``
+(``--full``) is the paper's sweep, 32 to 1,024 samples at 64x64 with MRAA's region-predictor widths (many hours
+on a CPU: ``--device cuda``).
 
 Seeds: the training pool, the test set, every network's initialisation and every run's batch order come from
 ``seed`` alone, so a run is repeatable on one machine.
