@@ -1,7 +1,7 @@
 """`motionpipe demo` (the README's first command): the whole chain on the embedded default, offline, on CPU.
 
-rebuild `sample` → train every model briefly → AVD → evaluate → animation samples → leaderboard (printed) → DVC
-commit and push to the local remote. Every step is a real Dagster run in the instance under DAGSTER_HOME (the UI
+rebuild `sample` → train every model → AVD → evaluate, and score the no-motion baseline on the same test chunks →
+animation samples → leaderboard (printed) → DVC commit and push to the local remote. Every step is a real Dagster run in the instance under DAGSTER_HOME (the UI
 shows them afterwards); the terminal gets one line per step as it goes, and the training steps' losses live.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.models.defs import checkpoint_key, evaluation_key
+from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
 from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
@@ -48,7 +48,7 @@ def plan_steps(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[dg.
         if model in avd_models:
             steps.append(checkpoint_key(DATASET, model, "avd"))
         steps.append(evaluation_key(DATASET, model))
-    return steps + [dg.AssetKey([DATASET, "animation_samples"]), dg.AssetKey("leaderboard")]
+    return steps + [no_motion_key(DATASET), dg.AssetKey([DATASET, "animation_samples"]), dg.AssetKey("leaderboard")]
 
 
 def _summary(result: dg.ExecuteInProcessResult) -> str:
@@ -120,7 +120,8 @@ def _dvc_commit_and_push(root: DataRoot) -> None:
     params = load_params()
     stages = [f"rebuild@{DATASET}", *(f"train@{m}-{DATASET}" for m in params.models),
               *(f"avd@{m}-{DATASET}" for m in params.avd_models),
-              *(f"evaluate@{m}-{DATASET}" for m in params.models), f"samples@{DATASET}", "leaderboard"]
+              *(f"evaluate@{m}-{DATASET}" for m in params.models), f"no_motion@{DATASET}", f"samples@{DATASET}",
+              "leaderboard"]
     project = DvcProject(REPO)
     try:
         project.run("commit", "--force", *stages)

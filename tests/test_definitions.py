@@ -42,7 +42,9 @@ def test_every_model_on_every_dataset_from_one_factory_with_checks_schedule_and_
         assert f"{d}/animation_samples" in keys
     assert graph.get(dg.AssetKey("leaderboard")).parent_keys == {
         dg.AssetKey([d, m, "evaluation"]) for d in ("taichi", "ted", "sample")
-        for m in ("monkeynet", "fomm", "mraa", "tpsmm")}
+        for m in ("monkeynet", "fomm", "mraa", "tpsmm", "no_motion")}
+    assert graph.get(dg.AssetKey(["sample", "no_motion", "evaluation"])).parent_keys == {
+        dg.AssetKey(["sample", "shards"])}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert {("sample/fomm/checkpoint", "losses_finite"), ("sample/fomm/checkpoint", "checkpoint_loads"),
             ("ted/tpsmm/avd", "checkpoint_loads"), ("taichi/mraa/evaluation", "metrics_in_range")} <= checks

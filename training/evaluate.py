@@ -22,6 +22,10 @@ Outputs under ``out_dir``:
   ``evaluation.json``     provenance (checkpoint and its sha256, model, config, dataset content hash, extractors
                           used and skipped with the reason, motionpipe version) and every metric's summary.
 
+``evaluate_no_motion`` scores the no-motion baseline (each chunk's frame 0 as every prediction,
+``training.no_motion``) through the same path, so it has the same outputs and metrics as a model
+(``motionpipe evaluate no-motion --dataset D``).
+
 Extractor outputs on the REAL frames are cached in ``cache_dir`` (default ``out_dir/extractor-cache``) as
 ``<extractor>/<chunk sha256>.npz``: a chunk's sha256 names its exact bytes, so every model evaluated on the dataset
 reuses them. Extractors whose weights are not installed (OpenPose, re-id) are skipped with the reason recorded,
@@ -57,6 +61,7 @@ from training.extractors import (Extractor, WeightsNotFound, as_uint8_frames, ex
 from training.metrics import (Embeddings, Keypoints, MetricResult, aed_per_frame, akd_per_frame, frame_l1,
                               l1_from_frames, mkr_per_frame, pool)
 from training.metrics.result import check_same_length
+from training.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +346,23 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
                            extractor_weights=extractor_weights)
 
 
+# ---- the no-motion baseline ------------------------------------------------------------------------------------------
+
+
+def evaluate_no_motion(root: DataRoot, dataset: str, out_dir: str | os.PathLike, *,
+                       extractors: Sequence[str] = DEFAULT_EXTRACTORS, device: str = "cpu", batch_size: int = 16,
+                       max_chunks: int | None = None, cache_dir: str | os.PathLike | None = None,
+                       extractor_weights: Mapping[str, str | os.PathLike] | None = None) -> EvaluationResult:
+    """Score the no-motion baseline on ``dataset``'s test split exactly as a model is scored (same chunks, same
+    metrics, same outputs under ``out_dir``), so the leaderboard can set every model beside it."""
+    index = load_split_index(root, dataset, SPLIT)
+    prov = {"model": NO_MOTION, "config": NO_MOTION_NAME, "baseline": "frame 0 of each chunk as every prediction",
+            "dataset_version": dataset_version_record(root, dataset)}
+    return evaluate_videos(index, lambda chunk, real: no_motion_frames(real, batch_size), out_dir,
+                           extractors=extractors, device=device, batch_size=batch_size, max_chunks=max_chunks,
+                           cache_dir=cache_dir, provenance=prov, extractor_weights=extractor_weights)
+
+
 # ---- command line ----------------------------------------------------------------------------------------------------
 
 
@@ -370,7 +392,8 @@ def newest_checkpoint(data_root: Path, model: str, dataset: str) -> Path:
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="reconstruct a dataset's test split and score it (L1, AKD, MKR, AED)",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="model (config name prefix), e.g. fomm, mraa, tpsmm, monkeynet")
+    p.add_argument("model", help=f"model (config name prefix), e.g. fomm, mraa, tpsmm, monkeynet; or {NO_MOTION} "
+                                 "(the baseline: each chunk's frame 0 as every prediction)")
     p.add_argument("--dataset", required=True, help="dataset name, e.g. taichi, ted, sample")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint (default: the newest under <data-root>/runs/<model>-<dataset>/checkpoints)")
@@ -395,10 +418,6 @@ def evaluate_command(args) -> int:
     if not root.is_local:
         raise ValueError(f"motionpipe evaluate needs a local data root (checkpoints and outputs are files): {root.url}")
     base = Path(root.base)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(base, args.model, args.dataset)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    _check_model(checkpoint, args.model, args.config)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.out) if args.out else Path(evaluation_dir(root, args.dataset, args.model))
     from training.run_params import dataset_params
@@ -406,9 +425,18 @@ def evaluate_command(args) -> int:
     extractors = args.extractors or list(settings.extractors if settings else DEFAULT_EXTRACTORS)
     max_chunks = args.max_chunks if args.max_chunks is not None else (settings.eval_max_chunks if settings else None)
     batch_size = args.batch_size or (settings.eval_batch_size if settings else 16)
-    result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
-                                 batch_size=batch_size, max_chunks=max_chunks, config=args.config,
-                                 cache_dir=evaluations_dir(base, args.dataset) / CACHE, bf16=args.bf16)
+    cache_dir = evaluations_dir(base, args.dataset) / CACHE
+    if args.model == NO_MOTION:
+        result = evaluate_no_motion(root, args.dataset, out, extractors=extractors, device=device,
+                                    batch_size=batch_size, max_chunks=max_chunks, cache_dir=cache_dir)
+    else:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(base, args.model, args.dataset)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+        _check_model(checkpoint, args.model, args.config)
+        result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
+                                     batch_size=batch_size, max_chunks=max_chunks, config=args.config,
+                                     cache_dir=cache_dir, bf16=args.bf16)
     for label, r in result.metrics.items():
         value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"
         print(f"{label:32s} {value}  ({r.frames_counted}/{r.frames_total} frames)")

@@ -5,6 +5,10 @@ A published number is shown as comparable only when our label names the extracto
 (``AKD[mediapipe-pose33]``) is kept in the table but marked "not comparable (extractor X)" and gets no difference,
 so an offline stand-in is never read as a reproduction or a regression.
 
+The no-motion baseline (``training.no_motion``: each chunk's source frame as every prediction, scored on the same
+chunks) is a row of its own per dataset, listed first; every model row of a metric the baseline has gets the ratio
+ours / no motion (below 1: better than not moving at all).
+
 Input: each evaluation's ``metrics.json`` (labels -> numbers, plus ``model``, ``dataset`` and provenance), found at
 ``<data-root>/evaluations/<run>/metrics.json`` by ``motionpipe leaderboard``.
 Output: ``leaderboard.md`` and ``leaderboard.json`` (DVC metrics: nested dict of numbers only).
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from storage.root import DataRoot
+from training.no_motion import NO_MOTION_NAME
 from training.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
 
 EVALUATIONS_DIR = "evaluations"
@@ -130,13 +135,27 @@ class Leaderboard:
                 return r
         raise KeyError(f"no leaderboard row for {dataset}/{model}/{label}")
 
+    def no_motion(self, dataset: str, label: str) -> float | None:
+        """The no-motion baseline's value of ``label`` on ``dataset``, if it was scored."""
+        return next((r.ours for r in self.rows
+                     if (r.dataset, r.model, r.label) == (dataset, NO_MOTION_NAME, label)), None)
+
+    def ratio_to_no_motion(self, r: Row) -> float | None:
+        """ours / no motion for a model row (None for the baseline itself or where either is missing or 0)."""
+        base = None if r.model == NO_MOTION_NAME else self.no_motion(r.dataset, r.label)
+        return r.ours / base if r.ours is not None and base else None
+
     def to_dict(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-        """dataset -> model -> label -> {ours, published, difference}: numbers only (DVC metrics)."""
+        """dataset -> model -> label -> {ours, published, difference, ratio_to_no_motion}: numbers only (DVC
+        metrics)."""
         out: dict = {}
         for r in self.rows:
             entry: dict[str, float] = {}
             if r.ours is not None:
                 entry["ours"] = r.ours
+            ratio = self.ratio_to_no_motion(r)
+            if ratio is not None:
+                entry["ratio_to_no_motion"] = ratio
             if r.published is not None and r.comparable:
                 entry["published"] = r.published.value
             if r.difference is not None:
@@ -152,10 +171,12 @@ class Leaderboard:
         lines = ["# Leaderboard: video reconstruction", "",
                  "Lower is better. Difference = ours - published (positive: worse than the paper). A published "
                  "number is compared only when our extractor is the paper's (AKD/MKR: openpose-coco18, "
-                 "AED: reid-resnet50-market1501).", ""]
+                 "AED: reid-resnet50-market1501). × no motion = ours / the no-motion baseline's (the source frame "
+                 "as every prediction, scored on the same test chunks): below 1 beats not moving at all.", ""]
         for dataset in self.datasets():
-            lines += [f"## {dataset}", "", "| model | metric | ours | published | difference | source / note |",
-                      "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"## {dataset}", "",
+                      "| model | metric | ours | published | difference | source / note | × no motion |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
             for r in sorted((r for r in self.rows if r.dataset == dataset), key=_order):
                 diff = "—" if r.difference is None else f"{r.difference:+.4g}"
                 if r.published is None:
@@ -165,7 +186,11 @@ class Leaderboard:
                 else:
                     pub = f"{r.published.value:g}"
                     note = r.published.source + ("; not measured" if r.ours is None else "")
-                lines.append(f"| {r.model} | {r.label} | {_fmt(r.ours)} | {pub} | {diff} | {note} |")
+                ratio = self.ratio_to_no_motion(r)
+                vs = "—" if ratio is None else f"{ratio:.2f}"
+                if r.model == NO_MOTION_NAME:
+                    pub, note = "—", "baseline: the source frame as every prediction"
+                lines.append(f"| {r.model} | {r.label} | {_fmt(r.ours)} | {pub} | {diff} | {note} | {vs} |")
             lines.append("")
         if not self.rows:
             lines.append("No evaluations found.")
@@ -190,7 +215,7 @@ _METRIC_ORDER = {"L1": 0, "AKD": 1, "MKR": 2, "AED": 3}
 
 
 def _order(r: Row) -> tuple:
-    return (r.model, _METRIC_ORDER[r.metric], r.extractor or "")
+    return (r.model != NO_MOTION_NAME, r.model, _METRIC_ORDER[r.metric], r.extractor or "")
 
 
 def build_leaderboard(results: Iterable[dict], sources: Iterable[str] | None = None) -> Leaderboard:

@@ -1,5 +1,6 @@
 """Dagster assets of the models domain, from one factory: per model × dataset a checkpoint, an AVD network (MRAA,
-TPSMM) and an evaluation; per dataset the animation samples; one leaderboard over everything.
+TPSMM) and an evaluation; per dataset the no-motion baseline's evaluation and the animation samples; one leaderboard
+over everything.
 
 Code versions carry each config's hash and data versions come from content (shards, checkpoint and metric bytes),
 so a changed dataset or config marks exactly its downstream models stale, and the automation condition retrains
@@ -17,7 +18,7 @@ from dagster._core.errors import DagsterPipesExecutionError
 
 from training.run_params import PARAMS_FILE, config_path, load_params
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
-from assets.models.scoring import metric_problems, score_model
+from assets.models.scoring import metric_problems, score_model, score_no_motion
 from assets.versions import MODEL_STAGE_VERSIONS
 from pipelines.resources import DataRootResource, TrainingResource
 from storage import paths
@@ -158,6 +159,37 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
     return [_checkpoint, _loads]
 
 
+def no_motion_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, "no_motion", "evaluation"])
+
+
+METRICS_CHECK = "metrics_in_range"
+METRICS_CHECK_DESCRIPTION = "L1 and MKR in [0, 1], AKD within the frame, AED >= 0, all finite, L1 present."
+
+
+def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
+    """An evaluation's materialization: every metric as metadata, a Markdown table, and the range check."""
+    if scores.reused:
+        context.log.info(f"{scores.out_dir}: already scored on these data with these settings; reused")
+    problems = metric_problems(scores.metrics, frame_size)
+    digest = hashlib.sha256(json.dumps(scores.metrics, sort_keys=True).encode()).hexdigest()[:16]
+    prov = scores.provenance
+    table = "| metric | value |\n|---|---|\n" + "".join(
+        f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(digest),
+        metadata={**{k: (v if v is not None else float("nan")) for k, v in scores.metrics.items()},
+                  "scores": dg.MetadataValue.md(table), "reused": scores.reused,
+                  "path": dg.MetadataValue.path(str(scores.out_dir)),
+                  "checkpoint_sha256": prov.get("checkpoint_sha256", ""),
+                  "chunks": prov.get("chunks", 0), "frames": prov.get("frames", 0),
+                  "skipped_extractors": dg.MetadataValue.json(prov.get("skipped_extractors", {})),
+                  "dataset_version": dg.MetadataValue.json(prov.get("dataset_version") or {})},
+        check_results=[dg.AssetCheckResult(check_name=METRICS_CHECK, passed=not problems,
+                                           metadata={"problems": dg.MetadataValue.json(problems)})],
+    )
+
+
 def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.AssetsDefinition:
     key = evaluation_key(dataset, model)
     version = f"{MODEL_STAGE_VERSIONS['evaluation']}"
@@ -167,37 +199,39 @@ def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.Ass
         code_version=version, kinds={"parquet"}, automation_condition=STALE, tags={"model": model},
         description=f"{model} reconstruction of every {dataset} test chunk, scored as the papers do (L1, AKD, MKR, "
                     f"AED, each keypoint/identity metric named by its extractor).",
-        check_specs=[dg.AssetCheckSpec("metrics_in_range", asset=key,
-                                       description="L1 and MKR in [0, 1], AKD within the frame, AED >= 0, all "
-                                                   "finite, L1 present.")],
+        check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
     )
     def _evaluation(context: dg.AssetExecutionContext, data_root: DataRootResource,
                     training: TrainingResource) -> dg.MaterializeResult:
         from training.config import load_config
         root = data_root.get()
         scores = score_model(root, model, dataset, training.params(dataset), device=training.torch_device())
-        if scores.reused:
-            context.log.info(f"{scores.out_dir}: this checkpoint was already scored on these data; reused")
         size = load_config(config_path(model, dataset, training.config_dir or config_dir)).frame_size[0]
-        problems = metric_problems(scores.metrics, size)
-        digest = hashlib.sha256(json.dumps(scores.metrics, sort_keys=True).encode()).hexdigest()[:16]
-        prov = scores.provenance
-        table = "| metric | value |\n|---|---|\n" + "".join(
-            f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(digest),
-            metadata={**{k: (v if v is not None else float("nan")) for k, v in scores.metrics.items()},
-                      "scores": dg.MetadataValue.md(table), "reused": scores.reused,
-                      "path": dg.MetadataValue.path(str(scores.out_dir)),
-                      "checkpoint_sha256": prov.get("checkpoint_sha256", ""),
-                      "chunks": prov.get("chunks", 0), "frames": prov.get("frames", 0),
-                      "skipped_extractors": dg.MetadataValue.json(prov.get("skipped_extractors", {})),
-                      "dataset_version": dg.MetadataValue.json(prov.get("dataset_version") or {})},
-            check_results=[dg.AssetCheckResult(check_name="metrics_in_range", passed=not problems,
-                                               metadata={"problems": dg.MetadataValue.json(problems)})],
-        )
+        return _scores_result(context, scores, size)
 
     return _evaluation
+
+
+def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
+    key = no_motion_key(dataset)
+
+    @dg.asset(
+        key=key, deps=[dg.AssetKey([dataset, "shards"])], group_name=group(dataset),
+        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds={"parquet"}, automation_condition=STALE,
+        tags={"model": "no_motion"},
+        description=f"The no-motion baseline on {dataset}: each test chunk's source frame as every prediction, scored "
+                    f"like the models (same chunks and metrics), so the leaderboard shows what a model must beat.",
+        check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
+    )
+    def _no_motion(context: dg.AssetExecutionContext, data_root: DataRootResource,
+                   training: TrainingResource) -> dg.MaterializeResult:
+        from training.data import load_split_index
+        root = data_root.get()
+        scores = score_no_motion(root, dataset, training.params(dataset), device=training.torch_device())
+        size = max(c.height for c in load_split_index(root, dataset, "test").chunks)
+        return _scores_result(context, scores, size)
+
+    return _no_motion
 
 
 def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, ...]) -> dg.AssetsDefinition:
@@ -227,11 +261,13 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
     return _samples
 
 
-def leaderboard_asset(pairs: list[tuple[str, str]]) -> dg.AssetsDefinition:
-    @dg.asset(key="leaderboard", deps=[evaluation_key(d, m) for m, d in pairs], group_name="leaderboard",
+def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -> dg.AssetsDefinition:
+    deps = [evaluation_key(d, m) for m, d in pairs] + [no_motion_key(d) for d in datasets]
+
+    @dg.asset(key="leaderboard", deps=deps, group_name="leaderboard",
               code_version=MODEL_STAGE_VERSIONS["leaderboard"], kinds={"json"}, automation_condition=STALE,
-              description="Every scored model beside the published number of its paper (Markdown + DVC metrics "
-                          "JSON); only numbers from the same extractor are ever compared.")
+              description="Every scored model beside the published number of its paper and the no-motion baseline "
+                          "(Markdown + DVC metrics JSON); only numbers from the same extractor are ever compared.")
     def _leaderboard(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
         from training.leaderboard import build_leaderboard, collect_results
         root = data_root.get()
@@ -260,8 +296,9 @@ def model_definitions(datasets: tuple[str, ...], params_file: str | Path = PARAM
                 assets += checkpoint_asset(model, dataset, "avd", config_dir)
             assets.append(evaluation_asset(model, dataset, config_dir))
             pairs.append((model, dataset))
+        assets.append(no_motion_asset(dataset))
         assets.append(samples_asset(dataset, params.models, params.avd_models))
-    assets.append(leaderboard_asset(pairs))
+    assets.append(leaderboard_asset(pairs, datasets))
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
                           asset_checks=checks)

@@ -1,5 +1,6 @@
 """Scoring the published checkpoints, without Dagster: evaluation of one model on one dataset (reused when the very
-same checkpoint, data and extractors were scored already), and the range checks a score must pass."""
+same checkpoint, data and extractors were scored already), the no-motion baseline on the same test chunks, and the
+range checks a score must pass."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ class Scores:
     reused: bool  # the same checkpoint, data and extractors were scored before: nothing recomputed
 
 
-def _previous(out_dir: Path, checkpoint_sha: str, content_hash: str, params: RunParams) -> Scores | None:
+def _previous(out_dir: Path, made_by: dict, content_hash: str, params: RunParams) -> Scores | None:
+    """The scores already in ``out_dir`` if they were made by ``made_by`` (provenance fields: the checkpoint's
+    sha256, or the baseline's name) on these data with these extractors; else None."""
     try:
         report = json.loads((out_dir / "evaluation.json").read_text())
         metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -30,7 +33,7 @@ def _previous(out_dir: Path, checkpoint_sha: str, content_hash: str, params: Run
         return None
     prov = report.get("provenance", {})
     tried = set(prov.get("extractors", {})) | set(prov.get("skipped_extractors", {}))
-    same = (prov.get("checkpoint_sha256") == checkpoint_sha and prov.get("dataset_content_hash") == content_hash
+    same = (all(prov.get(k) == v for k, v in made_by.items()) and prov.get("dataset_content_hash") == content_hash
             and prov.get("max_chunks") == params.eval_max_chunks and tried == set(params.extractors)
             and (out_dir / "generated.tar").is_file())
     if not same:
@@ -49,12 +52,31 @@ def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, dev
                                 f"materialize {dataset}/{model}/checkpoint first")
     out_dir = Path(paths.evaluation_dir(root, dataset, model))
     content_hash = read_shard_manifest(root, paths.shards_dir(root, dataset)).content_hash
-    previous = _previous(out_dir, sha256_file(checkpoint), content_hash, params)
+    previous = _previous(out_dir, {"checkpoint_sha256": sha256_file(checkpoint)}, content_hash, params)
     if previous is not None:
         return previous
     result = evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors, device=device,
                                  batch_size=params.eval_batch_size, max_chunks=params.eval_max_chunks,
                                  cache_dir=evaluations_dir(base, dataset) / CACHE)
+    values = {label: (None if math.isnan(v) else float(v)) for label, v in result.values.items()}
+    return Scores(out_dir, values, result.provenance, reused=False)
+
+
+def score_no_motion(root: DataRoot, dataset: str, params: RunParams, device: str = "cpu") -> Scores:
+    """The no-motion baseline (each chunk's source frame as every prediction) on ``dataset``'s test split, scored
+    like the models (same chunks, extractors and extractor cache); reused while the data and settings are the same."""
+    from training.evaluate import CACHE, evaluate_no_motion, evaluations_dir
+    from training.no_motion import NO_MOTION
+
+    base = local_base(root)
+    out_dir = Path(paths.evaluation_dir(root, dataset, NO_MOTION))
+    content_hash = read_shard_manifest(root, paths.shards_dir(root, dataset)).content_hash
+    previous = _previous(out_dir, {"model": NO_MOTION}, content_hash, params)
+    if previous is not None:
+        return previous
+    result = evaluate_no_motion(root, dataset, out_dir, extractors=params.extractors, device=device,
+                                batch_size=params.eval_batch_size, max_chunks=params.eval_max_chunks,
+                                cache_dir=evaluations_dir(base, dataset) / CACHE)
     values = {label: (None if math.isnan(v) else float(v)) for label, v in result.values.items()}
     return Scores(out_dir, values, result.provenance, reused=False)
 

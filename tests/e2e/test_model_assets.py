@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from assets.models.defs import checkpoint_key, evaluation_key
+from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
 from pipelines.definitions import make_definitions
 from pipelines.resources import DataRootResource, TrainingResource
 from storage.root import sha256_file
@@ -86,7 +86,8 @@ def env(sample_videos, tmp_path_factory):
         assert rebuild("sample", data_root=str(e.root), source=e.manifest(("sample-cuts", "sample-astro-b")),
                        progress=lambda s: None).dataset_run_ok
         sample_graph = [checkpoint_key("sample", m) for m in MODELS] + [checkpoint_key("sample", "mraa", "avd")] \
-            + [evaluation_key("sample", m) for m in MODELS] + [dg.AssetKey(["sample", "animation_samples"]),
+            + [evaluation_key("sample", m) for m in MODELS] + [no_motion_key("sample"),
+                                                                dg.AssetKey(["sample", "animation_samples"]),
                                                                 dg.AssetKey("leaderboard")]
         e.first = e.materialize(sample_graph)
         yield e
@@ -122,8 +123,12 @@ def test_the_whole_sample_graph_materializes_with_checks_and_lineage(env):
         assert (root / f"models/sample/{m}/main.pt").is_file() and (root / f"models/sample/{m}/curves.csv").is_file()
     assert (root / "models/sample/mraa/avd.pt").is_file() and not (root / "models/sample/fomm/avd.pt").exists()
     board = json.loads((root / "leaderboard/leaderboard.json").read_text())
-    assert set(board["sample"]) == {"fomm-sample-64", "mraa-sample-64"}
+    assert set(board["sample"]) == {"fomm-sample-64", "mraa-sample-64", "no motion (source frame)"}
     assert 0 < board["sample"]["fomm-sample-64"]["L1"]["ours"] < 1
+    baseline = board["sample"]["no motion (source frame)"]["L1"]["ours"]  # the same chunks: the ratio is theirs
+    assert board["sample"]["fomm-sample-64"]["L1"]["ratio_to_no_motion"] == pytest.approx(
+        board["sample"]["fomm-sample-64"]["L1"]["ours"] / baseline)
+    assert checks[("sample/no_motion/evaluation", "metrics_in_range")]
     assert list((root / "samples/sample").glob("*.mp4")) and list((root / "samples/sample").glob("*.gif"))
 
     # Lineage, in the checkpoint and in the Dagster metadata: the exact train chunks, the dataset version, the code.

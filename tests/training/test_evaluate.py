@@ -154,6 +154,25 @@ def test_videos_identical_to_the_real_ones_score_zero(world, tmp_path):
     assert res.values["L1"] == 0.0 and res.values["AED[mobilenetv2-imagenet]"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_no_motion_baseline_is_scored_like_a_model_through_the_cli(world, tmp_path, capsys):
+    """`motionpipe evaluate no-motion`: frame 0 of each chunk as every prediction, the same outputs as a model's;
+    its L1 is the mean distance of every frame to its chunk's first, by hand."""
+    root, _ = world
+    out = tmp_path / "baseline"
+    assert _cli(["no-motion", "--dataset", DATASET, "--data-root", root.base, "--out", str(out),
+                 "--extractors", "mobilenetv2-imagenet"]) == 0
+    assert "L1" in capsys.readouterr().out
+    prov = json.loads((out / "evaluation.json").read_text())["provenance"]
+    assert (prov["model"], prov["config"]) == ("no-motion", "no motion (source frame)") and prov["chunks"] == 2
+    samples = list(iter_tar_samples(DataRoot(str(out)), str(out / "generated.tar")))
+    for c, s in enumerate(samples):  # the artifact repeats each chunk's stored frame 0
+        assert all(np.array_equal(decode_frame(b), painted(len(TRAIN), c, 0)) for b in s.frames())
+    real = [np.stack([painted(len(TRAIN), c, f) for f in range(N_FRAMES)]).astype(np.float64) for c in range(2)]
+    hand = np.mean([np.abs(r - r[:1]).mean() / 255 for r in real])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["L1"] == pytest.approx(hand) and metrics["L1"] > 0
+
+
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="motionpipe")
     add_evaluate_parser(parser.add_subparsers(dest="command"))

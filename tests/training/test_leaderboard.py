@@ -114,6 +114,25 @@ def test_json_is_nested_numbers_only():
     assert "not published" in board.to_markdown()
 
 
+def test_no_motion_baseline_is_a_row_of_its_own_listed_first_with_every_models_ratio_to_it():
+    baseline = _result(model="no motion (source frame)", dataset="sample", **{"L1": 0.2, "MKR[mediapipe-pose33]": 0.0})
+    board = build_leaderboard([_result(model="fomm-sample-64", dataset="sample", **{"L1": 0.1}), baseline,
+                               _result(model="mraa-sample-64", dataset="sample", **{"L1": 0.3})])
+    assert board.no_motion("sample", "L1") == 0.2 and board.no_motion("taichi", "L1") is None
+    assert board.ratio_to_no_motion(board.row("sample", "fomm-sample-64", "L1")) == pytest.approx(0.5)
+    assert board.ratio_to_no_motion(board.row("sample", "no motion (source frame)", "L1")) is None
+    data = json.loads(board.to_json())
+    assert data["sample"]["no motion (source frame)"]["L1"] == {"ours": 0.2}
+    assert data["sample"]["mraa-sample-64"]["L1"] == {"ours": 0.3, "ratio_to_no_motion": pytest.approx(1.5)}
+    md = board.to_markdown().splitlines()
+    rows = [line for line in md if line.startswith(("| fomm", "| mraa", "| no motion"))]
+    assert rows[0].startswith("| no motion (source frame) | L1 | 0.2000 | — | — | baseline: the source frame")
+    assert rows[1] == "| no motion (source frame) | MKR[mediapipe-pose33] | 0.0000 | — | — | baseline: the source " \
+                      "frame as every prediction | — |"
+    assert "| fomm-sample-64 | L1 | 0.1000 | — | — | not published | 0.50 |" in md
+    assert "| mraa-sample-64 | L1 | 0.3000 | — | — | not published | 1.50 |" in md
+
+
 def test_bad_results_are_named():
     with pytest.raises(LeaderboardInputError, match="result #0.*'model'"):
         build_leaderboard([{"dataset": "taichi", "L1": 0.1}])
