@@ -335,6 +335,19 @@ def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix or "<root>"]
 
 
+class _NoProgress:
+    """The progress bar's interface when tqdm is not installed."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 # -----------------------------------------------------------------------------
 # trainer
 
@@ -689,14 +702,21 @@ class Trainer:
 
     # --- logging ---------------------------------------------------------------------------------
     def _open_writer(self):
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:  # torch alone (a bare GPU machine, benchmarks/learning.py): train, log no events
+            log.warning("%s: no TensorBoard event files for this run (%s)", self.cfg.name, exc)
+            return None
         # drop what a crashed run logged past the checkpoint, but keep the checkpoint's own step: it was logged
         # once that step had finished, and this run starts at the next one
         purge = self.step + 1 if self.step > 0 else None
         return SummaryWriter(str(self.options.out_dir / "tensorboard"), purge_step=purge)
 
     def _progress(self, total):
-        from tqdm.auto import tqdm
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return _NoProgress()
         return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
                     disable=not (self.is_main and self.options.progress), desc=f"{self.cfg.name}")
 
@@ -712,7 +732,7 @@ class Trainer:
             logged = self._log_scalars()
             bar.set_postfix(pairs_s=f"{logged['perf/pairs_per_s']:.1f}", loss=f"{logged['loss/total']:.4g}",
                             epoch=self.epoch)
-        if o.image_every and self.step % o.image_every == 0 and self.is_main:
+        if o.image_every and self.step % o.image_every == 0 and self._writer is not None:
             from training.visualize import make_grid
             self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
                                    dataformats="HWC")
