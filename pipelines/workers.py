@@ -33,9 +33,10 @@ from pipelines.resources import DataRootResource, DetectorResource, DownloaderRe
 VIDEO_RESOURCES = {"data_root": DataRootResource, "downloader": DownloaderResource, "detector": DetectorResource}
 FANOUT_TAG = "motionpipe/fanout"
 POLL_SECONDS = 0.5
-# Imported once by the server the step processes fork from: the pipeline, and what a video pass imports on first use.
+# Imported once by the server the step processes fork from: the pipeline, what a video pass imports on first use,
+# and yt-dlp's compiled URL patterns (pipelines/workers_warmup.py).
 PRELOAD = (__name__, "pipelines.rebuild", "assets.clips.cuts", "mediapipe", "yt_dlp.extractor.extractors",
-           "yt_dlp.extractor.generic")
+           "yt_dlp.extractor.generic", "pipelines.workers_warmup")
 
 
 def start_fork_server() -> None:
@@ -158,20 +159,24 @@ def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.D
             "resources": {name: resources[name].model_dump() for name in VIDEO_RESOURCES}})
     run_config = {**QUIET, "execution": {"config": {
         "max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": list(PRELOAD)}}}}}
-    done = threading.Event()
+    done, failed = threading.Event(), []
 
     def report() -> None:
         cursor = None
-        while True:
-            last = done.is_set()  # read before the poll, so nothing recorded before the run ended is missed
-            found, cursor = _finished(instance, token, cursor, names)
-            for outcome in found:
-                on_finished(outcome)
-            if last:
-                return
-            if should_stop():  # again at every poll, should one land before Dagster's handler is in place
-                signal.raise_signal(signal.SIGINT)
-            done.wait(POLL_SECONDS)
+        try:
+            while True:
+                last = done.is_set()  # read before the poll, so nothing recorded before the run ended is missed
+                found, cursor = _finished(instance, token, cursor, names)
+                for outcome in found:
+                    on_finished(outcome)
+                if last:
+                    return
+                if should_stop():  # again at every poll, should one land before Dagster's handler is in place
+                    signal.raise_signal(signal.SIGINT)
+                done.wait(POLL_SECONDS)
+        except BaseException as exc:  # stop the run rather than go on unreported; raised again below
+            failed.append(exc)
+            signal.raise_signal(signal.SIGINT)
 
     reporter = threading.Thread(target=report, name=f"{dataset}-fanout-report", daemon=True)
     reporter.start()
@@ -180,6 +185,8 @@ def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.D
     finally:
         done.set()
         reporter.join()
+    if failed:
+        raise failed[0]
 
 
 def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance: dg.DagsterInstance,
