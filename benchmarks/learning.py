@@ -27,9 +27,9 @@ from training.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, 
                                      learning_check)
 
 MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")
-# Steps per model (each at its sample config's batch size): enough for every model to beat the baseline with a
-# margin on 2 CPU cores; see benchmarks/README.md for the measured numbers.
-DEFAULT_STEPS = {"monkeynet": 300, "fomm": 300, "mraa": 300, "tpsmm": 300}
+# Steps per model (each at its sample config's batch size), about 13 minutes in all on 2 idle CPU cores; TPSMM,
+# whose keypoints a ResNet-18 regresses, needs the most. Measured numbers: benchmarks/README.md.
+DEFAULT_STEPS = {"monkeynet": 400, "fomm": 400, "mraa": 300, "tpsmm": 1000}
 
 
 HEADER = (f"{'model':10s} {'steps':>5s} {'batch':>5s} {'train s':>7s} {'L1':>7s} {'L1 still':>8s} {'ratio':>6s} "
