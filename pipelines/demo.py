@@ -1,8 +1,9 @@
 """`motionpipe demo` (the README's first command): the whole chain on the embedded default, offline, on CPU.
 
 rebuild `sample` → train every model → AVD → evaluate, and score the no-motion baseline on the same test chunks →
-animation samples → leaderboard (printed) → DVC commit and push to the local remote. Every step is a real Dagster run in the instance under DAGSTER_HOME (the UI
-shows them afterwards); the terminal gets one line per step as it goes, and the training steps' losses live.
+animation samples → leaderboard (printed) → DVC commit and push to the local remote. Every step is a real Dagster
+run in the instance under DAGSTER_HOME (the UI shows them afterwards); the terminal gets one line per step as it
+goes, and the training steps' losses live.
 """
 from __future__ import annotations
 

@@ -212,6 +212,7 @@ def test_two_ranks_two_workers_see_disjoint_shares_of_the_same_items(root):
 
 def test_build_loader_batches_a_sample_config(root):
     cfg = load_config("fomm-sample-64")
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"num_repeats": 2})})  # the demo's is longer
     loader = build_loader(cfg, root, "train", batch_size=2, num_workers=0, seed=0)
     assert len(loader) == 3 * cfg.train.num_repeats // 2
     loader.set_epoch(1)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
@@ -317,7 +318,11 @@ def test_cli_trains_and_resumes_exactly_on_shards(tmp_path):
 
     data_root = tmp_path / "data"
     build_dataset(DataRoot(str(data_root)))
-    common = ["--config", "monkeynet-sample-64", "--data-root", str(data_root), "--batch-size", "1",
+    raw = config_to_dict(load_config("monkeynet-sample-64"))
+    raw["train"]["num_repeats"] = 1  # one pass over the 3 videos per epoch (the demo's config repeats them)
+    config = tmp_path / "monkeynet-sample-64.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    common = ["--config", str(config), "--data-root", str(data_root), "--batch-size", "1",
               "--workers", "0", "--device", "cpu", "--no-progress", "--image-every", "0", "--seed", "2"]
     assert main(common + ["--out", str(tmp_path / "full"), "--max-steps", "3"]) == 0
     assert main(common + ["--out", str(tmp_path / "split"), "--max-steps", "2"]) == 0
