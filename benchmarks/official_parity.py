@@ -39,6 +39,7 @@ run that shows what the grid_sample emulation changes.
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import ast
 import contextlib
@@ -64,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.animate import Animator, convex_hull_area  # noqa: E402
 from training.config import load_config  # noqa: E402
+from training.perturb import perturb_weights  # noqa: E402
 from training.convert import (build_avd_network, build_inference_model, load_official, read_checkpoint,  # noqa: E402
                               strip_wrapper_prefixes, to_official)
 
@@ -236,7 +238,7 @@ def load_networks(networks: dict[str, nn.Module], state: dict, what: str) -> Non
         net.eval()
 
 
-class Official:
+class Official(abc.ABC):
     """The official networks of one repository and how its scripts call them; parameters in motionpipe's layout."""
     relative_adapt: tuple[bool, ...] = (False, True)  # adapt_movement_scale settings the official code offers
     relative_note = ""
@@ -247,22 +249,25 @@ class Official:
         self.avd_network = None
         self.build(state, what)
 
+    @abc.abstractmethod
     def build(self, state: dict, what: str) -> None:
-        raise NotImplementedError
+        """Construct the official networks from ``self.mp`` and load ``state`` (motionpipe's layout) into them."""
 
     def networks(self) -> list[nn.Module]:
         return [v for v in vars(self).values() if isinstance(v, nn.Module)]
 
+    @abc.abstractmethod
     def detect(self, frames: torch.Tensor) -> Params:
-        raise NotImplementedError
+        """The official keypoint/region detector's output on ``frames``."""
 
+    @abc.abstractmethod
     def generate(self, source: torch.Tensor, src: Params, drv: Params,
                  driving: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{'prediction', 'deformed' (the source warped by the dense flow)}; ``driving``: reconstruction (bg)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def relative(self, src: Params, drv: Params, drv0: Params, adapt: bool) -> Params:
-        raise NotImplementedError
+        """Driving parameters made relative to the first driving frame, as the official animate script does."""
 
     def avd(self, src: Params, drv: Params) -> Params | None:
         return None
@@ -427,24 +432,6 @@ OFFICIAL: dict[str, type[Official]] = {"fomm": OfficialFOMM, "mraa": OfficialMRA
 # motionpipe side, weights and frames
 
 
-@torch.no_grad()
-def perturb(nets: dict[str, nn.Module], seed: int) -> None:
-    """Every weight and BatchNorm statistic off its initialisation (tests/training/test_convert.py ``_perturb``), so
-    zero/identity-initialised layers (Jacobian heads, bg affine, mask convs) and running statistics all matter."""
-    g = torch.Generator().manual_seed(seed)
-    for net in nets.values():
-        for key, t in net.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            noise = torch.randn(t.shape, generator=g)
-            if key.endswith("running_var"):
-                t.copy_(0.5 + noise.abs())
-            elif key.endswith("running_mean"):
-                t.copy_(0.1 * noise)
-            elif not key.endswith("down.weight"):  # the fixed anti-alias kernels stay as they are
-                t.add_(0.01 * noise)
-
-
 def with_frame_size(cfg, size: int | None):
     """``cfg`` at ``size`` x ``size`` frames (the architecture does not depend on it)."""
     if size is None or cfg.frame_size == (size, size):
@@ -460,7 +447,7 @@ def perturbed_weights(cfg) -> tuple[Animator, dict]:
     nets = dict(model.networks())
     if avd is not None:
         nets["avd"] = avd.eval()
-    perturb(nets, NOISE_SEED)
+    perturb_weights(nets.values(), NOISE_SEED)
     return Animator(cfg, model, avd), to_official(cfg, nets)
 
 

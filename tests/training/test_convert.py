@@ -12,6 +12,7 @@ from training.config import CONFIG_DIR, load_config, validate_config
 from training.convert import (CheckpointMismatchError, build_avd_network, build_inference_model, convert_official,
                               detect_layout, load_official, load_official_checkpoint, read_checkpoint, to_official)
 from training.model_summary import count_config, models_command
+from training.perturb import perturb_weights
 
 SAMPLES = ["fomm-sample-64", "mraa-sample-64", "tpsmm-sample-64", "monkeynet-sample-64"]
 
@@ -21,24 +22,6 @@ def _networks(model, avd=None) -> dict:
     if avd is not None:
         nets["avd"] = avd
     return nets
-
-
-@torch.no_grad()
-def _perturb(nets: dict, seed: int) -> None:
-    """Move every weight and BatchNorm statistic off its initialisation, so zero/identity-initialised layers
-    (Jacobian heads, bg affine, mask convs) and running statistics all influence the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    for net in nets.values():
-        for key, t in net.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            noise = torch.randn(t.shape, generator=g)
-            if key.endswith("running_var"):
-                t.copy_(0.5 + noise.abs())
-            elif key.endswith("running_mean"):
-                t.copy_(0.1 * noise)
-            elif not key.endswith("down.weight"):  # the fixed anti-alias kernels stay as they are
-                t.add_(0.01 * noise)
 
 
 def _model(name: str, seed: int):
@@ -154,7 +137,7 @@ def test_fomm_discriminator_scale_names():
 def test_official_checkpoint_file_round_trip_gives_identical_outputs(name, tmp_path):
     cfg, model, avd = _model(name, seed=0)
     nets = _networks(model, avd)
-    _perturb(nets, seed=1)
+    perturb_weights(nets.values(), seed=1)
     official = to_official(cfg, nets, {"epoch": 7})
     # as the official trainers save: DataParallel prefixes, optimiser states, and (torch < 0.4.1) no BN counters
     first = next(iter(official))
@@ -199,7 +182,7 @@ def test_official_checkpoint_file_round_trip_gives_identical_outputs(name, tmp_p
 
 def test_load_official_checkpoint_builds_an_inference_model(tmp_path):
     cfg, model, _ = _model("fomm-sample-64", seed=0)
-    _perturb(_networks(model), seed=2)
+    perturb_weights(_networks(model).values(), seed=2)
     torch.save(to_official(cfg, _networks(model), {"epoch": 1}), tmp_path / "c.pth")
     loaded = load_official_checkpoint(tmp_path / "c.pth", cfg)
     assert not loaded.training and loaded.vgg is None
@@ -283,7 +266,7 @@ def test_converted_official_checkpoint_gives_identical_frames_in_every_mode(name
     from training.animate import Animator
     cfg, model, avd = _model(name, seed=0)
     nets = _networks(model, avd)
-    _perturb(nets, seed=1)
+    perturb_weights(nets.values(), seed=1)
     path = tmp_path / "official.pth.tar"
     torch.save(to_official(cfg, nets, {"epoch": 3}), path)
     loaded = load_official(path, cfg)
