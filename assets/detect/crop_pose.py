@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 
 from assets.clips.geometry import Box, crop_frame, square_box
-from assets.detect.base import DetectorUnavailable
-from assets.detect.mediapipe_backend import pose_flags
+from assets.detect.mediapipe_backend import import_mediapipe, landmark_array, pose_flags
 
 CROP_INCREASE = 0.1  # square_box's growth per side: a square of 1.2 x the box's longer side
 
@@ -34,10 +33,7 @@ class CropPoseEstimator:
     """Pose on a square crop around each person box, mapped back to the frame."""
 
     def __init__(self, side: int = 256, min_visibility: float = 0.5, min_detection_confidence: float = 0.5):
-        try:
-            import mediapipe as mp
-        except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
-            raise DetectorUnavailable(f"mediapipe is not importable ({exc}); pip install mediapipe==0.10.21") from exc
+        mp = import_mediapipe()
         self.side = side
         self.min_visibility = min_visibility
         # static_image_mode: each crop is another person or another moment, never the previous image moved a bit.
@@ -53,7 +49,7 @@ class CropPoseEstimator:
         result = self._pose.process(crop)
         if result.pose_landmarks is None:
             return NO_POSE
-        norm = np.array([[p.x, p.y, p.visibility] for p in result.pose_landmarks.landmark], dtype=np.float32)
+        norm = landmark_array(result.pose_landmarks)
         h, w = frame.shape[:2]
         kps = np.stack([x0 + norm[:, 0] * (x1 - x0), y0 + norm[:, 1] * (y1 - y0), norm[:, 2]], axis=1)
         # A landmark counts only if Pose is confident and it lies inside both the frame and the person's own box

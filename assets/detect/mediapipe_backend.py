@@ -28,6 +28,20 @@ TOP_MARGIN_U, SIDE_MARGIN_U, BOTTOM_MARGIN_U = 1.0, 0.35, 0.2
 _INSIDE_TOL = 0.01  # landmarks this far outside the image (normalised) still count as in view
 
 
+def import_mediapipe():
+    """The mediapipe module, or DetectorUnavailable saying which pin to install."""
+    try:
+        import mediapipe as mp
+    except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
+        raise DetectorUnavailable(f"mediapipe is not importable ({exc}); pip install mediapipe==0.10.21") from exc
+    return mp
+
+
+def landmark_array(landmarks) -> np.ndarray:
+    """Pose's 33 normalised landmarks as a (33, 3) float32 array of (x, y, visibility)."""
+    return np.array([[p.x, p.y, p.visibility] for p in landmarks.landmark], dtype=np.float32)
+
+
 def pose_flags(visible: np.ndarray, xy: np.ndarray) -> tuple[bool, bool]:
     """(upper body, full body) from a (33,) visibility mask and (33, 2) pixel landmarks.
 
@@ -73,10 +87,7 @@ class MediapipePoseDetector:
 
     def __init__(self, max_side: int | None = 640, min_visibility: float = 0.5, min_detection_confidence: float = 0.5,
                  with_face: bool = False, face_model_selection: int = 1):
-        try:
-            import mediapipe as mp
-        except ImportError as exc:  # pragma: no cover - mediapipe is a hard dependency
-            raise DetectorUnavailable(f"mediapipe is not importable ({exc}); pip install mediapipe==0.10.21") from exc
+        mp = import_mediapipe()
         self.max_side = max_side
         self.min_visibility = min_visibility
         # static_image_mode: every sampled frame is detected afresh; frames are `stride` apart, so tracking
@@ -104,8 +115,7 @@ class MediapipePoseDetector:
         result = self._pose.process(small)
         if result.pose_landmarks is None:
             return None
-        lm = result.pose_landmarks.landmark
-        norm = np.array([[p.x, p.y, p.visibility] for p in lm], dtype=np.float32)
+        norm = landmark_array(result.pose_landmarks)
         inside = ((norm[:, 0] >= -_INSIDE_TOL) & (norm[:, 0] <= 1 + _INSIDE_TOL)
                   & (norm[:, 1] >= -_INSIDE_TOL) & (norm[:, 1] <= 1 + _INSIDE_TOL))
         visible = (norm[:, 2] >= self.min_visibility) & inside
