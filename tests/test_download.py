@@ -4,7 +4,6 @@ import hashlib
 import http.server
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from assets.ingest.download import (
     format_selector,
 )
 from assets.ingest.errors import ErrorClass, classify_error, is_transient
-from assets.ingest.http_server import serve_directory
+from assets.ingest.http_server import serve_directory, serve_handler
 from storage.ids import InvalidIdError
 from storage.video import ffmpeg_exe
 
@@ -67,15 +66,8 @@ def scripted_server(body: bytes, statuses: list[int]):
             if status == 200:
                 self.wfile.write(body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v.mp4", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve_handler(Handler) as base:
+        yield f"{base}/v.mp4", requests
 
 
 # -- format selection, checked by yt-dlp's own selector ------------------------------------------------------------

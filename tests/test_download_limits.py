@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from assets.dataset_config import load_dataset_config
 from assets.ingest.download import DownloadConfig, download_video
 from assets.ingest.download_stage import download_config, is_permanent_failure
 from assets.ingest.errors import ErrorClass
+from assets.ingest.http_server import serve_handler
 from pipelines.cli import main as motionpipe
 from pipelines.resources import downloader_from_env
 
@@ -65,16 +65,8 @@ def endless_server(content_length: int | None = None):
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/endless.mp4", sent
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve_handler(Handler) as base:
+        yield f"{base}/endless.mp4", sent
 
 
 def test_endless_http_response_stops_at_the_time_limit(tmp_path):

@@ -14,7 +14,7 @@ import re
 import shutil
 import threading
 import urllib.parse
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -121,8 +121,17 @@ def serve_directory(folder: str | os.PathLike, status_overrides: Mapping[str, in
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"cannot serve {folder}: not a directory")
     handler = functools.partial(_Handler, directory=folder, overrides=dict(status_overrides or {}))
+    with serve_handler(handler, name=f"serve:{folder}") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_handler(handler: Callable[..., http.server.BaseHTTPRequestHandler],
+                  name: str = "serve") -> Iterator[str]:
+    """Serve any request handler on 127.0.0.1 at an ephemeral port, one daemon thread per connection; yields the
+    base URL (no trailing slash) and stops the server however the block ends."""
     server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name=f"serve:{folder}", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assets.ingest.http_server import serve_handler
 from pipelines.cli import main as motionpipe
 from storage.video import VideoWriter
 
@@ -53,14 +54,11 @@ def gated(tmp_path):
                 return None
             return super().send_head()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield gate, f"http://127.0.0.1:{server.server_address[1]}"
-    gate.release.set()
-    server.shutdown()
-    server.server_close()
+    with serve_handler(Handler) as base:
+        try:
+            yield gate, base
+        finally:
+            gate.release.set()
 
 
 @pytest.fixture()
