@@ -16,6 +16,7 @@ file and the dotted path of the offending field.
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 MODELS = ("fomm", "mraa", "tpsmm", "monkeynet")
 CONFIG_DIR = Path(__file__).parent / "configs"
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -279,9 +281,7 @@ def upgrade_embedded_config(raw: dict, source: str) -> dict:
     params = raw.get("model_params") if isinstance(raw, dict) else None
     if not isinstance(params, dict) or "align_corners" in params:
         return raw
-    import logging
-
-    logging.getLogger(__name__).warning(
+    log.warning(
         "%s: config predates model_params.align_corners; using %s, the convention it was trained with",
         source, LEGACY_ALIGN_CORNERS)
     return {**raw, "model_params": {"align_corners": LEGACY_ALIGN_CORNERS, **params}}
