@@ -199,8 +199,11 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
     total, interrupted = tracker.result.videos_total, []
 
     def on_finished(o: dict) -> None:
-        if set(_INTERRUPTED_ERRORS) & set(o["errors"].split(",")):
-            interrupted.append(o["video_id"])  # stopped by the signal: not the video's failure
+        # Stopped by the signal, not the video's failure: a step interrupted, or any failure once a stop is under
+        # way (a run the signal stopped between two steps fails with no failed step). A rerun retries them.
+        stopped = set(_INTERRUPTED_ERRORS) & set(o["errors"].split(","))
+        if stopped or (o["status"] != "ok" and watch.stop.requested):
+            interrupted.append(o["video_id"])
             return
         if tracker.result.stop is not None:  # the breaker tripped: as in the serial loop, nothing counts after
             return
