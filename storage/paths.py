@@ -1,4 +1,5 @@
-"""Every name in the data root, in one place.
+"""Every name in the data root, in one place. Under the repository's data/, DVC versions all dvc.yaml outputs; git
+tracks the small `cache: false` ones (coverage.json, curves.*, metrics.json, leaderboard.json: see .gitignore).
 
 <root>/datasets/<dataset>/
     manifest/{videos,clips,errors}.parquet   validated manifest: videos to fetch, clips to replay, rejected rows
@@ -14,10 +15,11 @@
 <root>/runs/<model>-<dataset>/<stage>-<run key>/   one training run: checkpoints/, tensorboard/ (resumable)
 <root>/models/<dataset>/<model>/
     main.pt, avd.pt                   the published checkpoints (DVC outs): copies of a run's last checkpoint
-    curves.csv, curves.png            training curves of the main stage (DVC plots)
-<root>/evaluations/<dataset>/<model>/    generated.tar, per_frame.parquet, metrics.json, evaluation.json
+    curves.csv, curves.png            training curves of the main stage (DVC plots, git-tracked)
+<root>/evaluations/<dataset>/<model>/    generated.tar, per_frame.parquet, metrics.json (DVC metrics), evaluation.json
+<root>/evaluations/<dataset>/extractor-cache/   extractor outputs on the real frames (not versioned: .dvcignore)
 <root>/samples/<dataset>/             animation samples: MP4, GIF and contact sheet per (source, driving) pair
-<root>/leaderboard/                   leaderboard.md, leaderboard.json (DVC metrics)
+<root>/leaderboard/                   leaderboard.md, leaderboard.json
 """
 from __future__ import annotations
 

@@ -78,6 +78,28 @@ def test_dvcignore_keeps_bytecode_out_of_code_dependencies():
 
     root = Path(__file__).resolve().parents[1]
     ignore = DvcIgnoreFilter(LocalFileSystem(), str(root))
-    for path in ("training/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v"):
+    for path in ("training/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v",
+                 # the extractor cache sits inside data/evaluations, the leaderboard's dependency, and no clone has it
+                 "data/evaluations/sample/extractor-cache/mobilenetv2-imagenet/ab.npz",
+                 "storage/.paths.py.tmp-1a2b", "training/.mypy_cache/x", "storage/paths.py.swp"):
         assert ignore.is_ignored(LocalFileSystem(), str(root / path)), path
-    assert not ignore.is_ignored(LocalFileSystem(), str(root / "training/grids.py"))
+    for path in ("training/grids.py", "data/evaluations/sample/fomm/metrics.json"):
+        assert not ignore.is_ignored(LocalFileSystem(), str(root / path)), path
+
+
+def test_git_tracks_exactly_the_uncached_outputs_of_dvc_yaml():
+    """A clone gets its scores from git and the rest from the DVC remote: every `cache: false` output of dvc.yaml
+    (metrics, curves, coverage, leaderboard.json) must pass .gitignore, every cached one must not (DVC pushes it),
+    for each dataset's stages."""
+    from dvc.repo import Repo
+
+    root = Path(__file__).resolve().parents[1]
+    with Repo(str(root)) as repo:
+        outs = {out.def_path: out.use_cache for out in repo.index.outs}
+    assert any(not cached for cached in outs.values()) and any(outs.values())
+    expected = {path.replace("/sample/", f"/{dataset}/").replace("/sample", f"/{dataset}"): cached
+                for path, cached in outs.items() for dataset in ("sample", "taichi", "ted")}
+    check = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=root, input="\n".join(expected),
+                           capture_output=True, text=True)
+    ignored = set(check.stdout.split())
+    assert {path: path in ignored for path in expected} == expected
