@@ -111,25 +111,41 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     return 0
 
 
+def dvc_stages(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[str]:
+    """The sample chain's stages of dvc.yaml, in the order the demo runs them."""
+    return [f"rebuild@{DATASET}", *(f"train@{m}-{DATASET}" for m in models),
+            *(f"avd@{m}-{DATASET}" for m in avd_models), *(f"evaluate@{m}-{DATASET}" for m in models),
+            f"no_motion@{DATASET}", f"samples@{DATASET}", "leaderboard"]
+
+
+def record_in_dvc(repo: Path, stages: list[str]) -> list[str]:
+    """`dvc commit` the stages (dvc.lock and the DVC cache), `dvc push` their cached outputs to the default remote,
+    and `git add` what git versions: dvc.lock and the metrics and curves (the `cache: false` outputs). Returns the
+    paths staged for git (none outside a git repository). Raises DvcError."""
+    from storage.dvc import DvcProject
+
+    project = DvcProject(repo)
+    project.run("commit", "--force", *stages)
+    project.push(*stages)
+    return project.stage_in_git("dvc.lock", "data")
+
+
 def _dvc_commit_and_push(root: DataRoot) -> None:
-    """Record the sample chain's outputs in dvc.lock and the DVC cache, and push them to the default remote."""
+    """The demo's DVC step, when its data root is the data/ that dvc.yaml tracks; says what to commit with git."""
     from storage.dvc import DvcError, DvcProject
 
     if not root.is_local or Path(root.base).resolve() != (REPO / "data").resolve():
         print(f"DVC: skipped (dvc.yaml tracks {REPO / 'data'}; this run's data root is {root.url})")
         return
     params = load_params()
-    stages = [f"rebuild@{DATASET}", *(f"train@{m}-{DATASET}" for m in params.models),
-              *(f"avd@{m}-{DATASET}" for m in params.avd_models),
-              *(f"evaluate@{m}-{DATASET}" for m in params.models), f"no_motion@{DATASET}", f"samples@{DATASET}",
-              "leaderboard"]
-    project = DvcProject(REPO)
+    stages = dvc_stages(params.models, params.avd_models)
     try:
-        project.run("commit", "--force", *stages)
-        project.push(*stages)
+        staged = record_in_dvc(REPO, stages)
     except DvcError as exc:
         print(f"DVC: {exc}\n(the outputs are intact under {root.url}; fix the remote and run `dvc push`)")
         return
-    remote = next((line.split()[1] for line in project.run("remote", "list").splitlines() if "(default)" in line), "?")
-    print(f"DVC: committed {len(stages)} stages to dvc.lock and pushed them to the default remote ({remote}); "
-          f"commit dvc.lock with git to record these versions")
+    print(f"DVC: committed {len(stages)} stages to dvc.lock and pushed them to the default remote "
+          f"({DvcProject(REPO).default_remote()})")
+    if staged:
+        print(f"git: staged {len(staged)} changed files (dvc.lock, metrics, curves); record this version with\n"
+              f"    git commit -m 'demo results' -- dvc.lock data")

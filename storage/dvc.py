@@ -52,3 +52,26 @@ class DvcProject:
 
     def pull(self, *targets: str) -> None:
         self.run("pull", *targets)
+
+    def default_remote(self) -> str:
+        """The default remote's URL, '?' when there is none."""
+        for line in self.run("remote", "list").splitlines():
+            if "(default)" in line:
+                return line.split()[1]
+        return "?"
+
+    def stage_in_git(self, *paths: str) -> list[str]:
+        """`git add` the paths (what .gitignore lets through: dvc.lock, the `cache: false` metrics and plots
+        under data/) and return those that now differ from HEAD; [] outside a git repository."""
+        if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=self.path, capture_output=True).returncode != 0:
+            return []
+        present = [p for p in paths if (self.path / p).exists()]
+        if not present:
+            return []
+        git = ["git", "-C", str(self.path)]
+        added = subprocess.run([*git, "add", "--", *present], capture_output=True, text=True)
+        if added.returncode != 0:
+            raise DvcError(f"git add {' '.join(present)} failed in {self.path}: {added.stderr.strip()}")
+        staged = subprocess.run([*git, "diff", "--cached", "--name-only", "--", *present], check=True,
+                                capture_output=True, text=True)
+        return staged.stdout.split()

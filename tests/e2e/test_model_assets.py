@@ -273,7 +273,7 @@ def test_dvc_commit_push_pull_over_the_projects_dvc_yaml(env, tmp_path, monkeypa
     tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout.split()
     for rel in tracked + ["dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore"]:
-        if (REPO / rel).is_file():
+        if (REPO / rel).is_file() and not rel.startswith("data/"):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, repo / rel)
     shutil.copy2(env.params, repo / "params.yaml")
@@ -311,3 +311,90 @@ def test_dvc_commit_push_pull_over_the_projects_dvc_yaml(env, tmp_path, monkeypa
     with pytest.raises(DvcError, match="push"):
         project.push("train@fomm-sample")
     assert (repo / "data/models/sample/fomm/main.pt").read_bytes() == b"changed"
+
+
+def _code_copy(repo: Path, env: Env) -> None:
+    """This checkout's files as git sees them (no data/), with the module's params.yaml."""
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    for rel in tracked:
+        if (REPO / rel).is_file() and not rel.startswith("data/"):
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, repo / rel)
+    shutil.copy2(env.params, repo / "params.yaml")
+
+
+def _git(repo: Path, *args: str) -> str:
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    return subprocess.run(["git", *ident, *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _what_a_teammate_sees(repo: Path, monkeypatch, capsys) -> dict[str, object]:
+    """dvc status / metrics / plots, `motionpipe leaderboard` and `motionpipe lineage` in one clone, with the
+    clone's own path taken out so that two clones compare."""
+    from pipelines.cli import main as motionpipe
+    from storage.dvc import DvcProject
+
+    project = DvcProject(repo)
+    seen: dict[str, object] = {
+        "status": project.run("status").strip(),
+        "metrics": json.loads(project.run("metrics", "show", "--json")),
+        "plots": json.loads(project.run("plots", "show", "--json", "-o", str(repo.parent / "plots"))
+                            .replace(str(repo.parent / "plots"), "<plots>")),
+    }
+    monkeypatch.chdir(repo)
+    capsys.readouterr()
+    for name, argv in (("leaderboard", ["leaderboard", "--data-root", "data"]),
+                       ("lineage", ["lineage", "data/models/sample/mraa/main.pt", "--data-root", "data"]),
+                       ("lineage_json", ["lineage", "data/models/sample/fomm/main.pt", "--data-root", "data",
+                                         "--json"])):
+        assert motionpipe(argv) == 0, name
+        seen[name] = capsys.readouterr().out.replace(str(repo.resolve()), "<clone>")
+    seen["leaderboard.json"] = json.loads((repo / "data/leaderboard/leaderboard.json").read_text())
+    seen["status_after"] = project.run("status").strip()  # rewriting the leaderboard changed nothing
+    return seen
+
+
+def test_a_second_clone_after_dvc_pull_shows_the_same_scores_curves_leaderboard_and_lineage(env, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """Issue 13's round trip: the demo's DVC step in one clone, `git push`-equivalent (a bare origin) and `dvc push`;
+    then `git clone` into another path + plain `dvc pull` brings back everything the first clone shows."""
+    from pipelines.demo import dvc_stages, record_in_dvc
+    from storage.dvc import DvcProject
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    first = tmp_path / "alice" / "motionpipe"
+    first.mkdir(parents=True)
+    _code_copy(first, env)
+    _git(first, "init", "-q", "-b", "main")
+    DvcProject(first).init(str(tmp_path / "shared-remote"))
+    _git(first, "add", "-A")
+    _git(first, "commit", "-q", "-m", "code")
+    shutil.copytree(env.root, first / "data")  # the demo's chain has run: its data root as the run left it
+
+    staged = record_in_dvc(first, dvc_stages(MODELS, ("mraa",)))
+    assert "dvc.lock" in staged and "data/leaderboard/leaderboard.json" in staged
+    assert {"data/evaluations/sample/fomm/metrics.json", "data/models/sample/mraa/curves.csv",
+            "data/datasets/sample/coverage/coverage.json"} <= set(staged)
+    assert not [p for p in staged if p.endswith((".pt", ".tar", ".parquet"))]  # big outputs go to the remote only
+    _git(first, "commit", "-q", "-m", "demo results", "--", "dvc.lock", "data")
+    assert _git(first, "status", "--porcelain") == ""  # the demo leaves nothing untracked
+    _git(tmp_path, "clone", "-q", "--bare", str(first), "origin.git")
+
+    second = tmp_path / "bob" / "elsewhere" / "motionpipe"
+    _git(tmp_path, "clone", "-q", str(tmp_path / "origin.git"), str(second))
+    DvcProject(second).pull()  # plain `dvc pull`: exits 0
+    files = {clone: {p.relative_to(clone): sha256_file(p) for p in (clone / "data").rglob("*") if p.is_file()}
+             for clone in (first, second)}
+    not_versioned = ("data/runs/", "data/cache/", "data/datasets/sample/videos/", "data/datasets/sample/upstream/",
+                     "data/evaluations/sample/extractor-cache/", "data/datasets/sample/last_rebuild.json")
+    assert all(str(p).startswith(not_versioned) for p in set(files[first]) - set(files[second]))
+    assert files[second] == {p: files[first][p] for p in files[second]}  # byte for byte
+
+    alice = _what_a_teammate_sees(first, monkeypatch, capsys)
+    bob = _what_a_teammate_sees(second, monkeypatch, capsys)
+    assert alice["status"] == "Data and pipelines are up to date." == alice["status_after"]
+    assert alice["metrics"][""]["data"]["data/evaluations/sample/fomm/metrics.json"]["data"]["L1"] > 0
+    assert "data/models/sample/fomm/curves.csv" in json.dumps(alice["plots"])
+    assert "fomm-sample-64" in alice["leaderboard"] and "scored in" in alice["lineage"]
+    assert bob == alice
