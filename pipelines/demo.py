@@ -15,11 +15,11 @@ from pathlib import Path
 import dagster as dg
 
 from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.resources import DataRootResource
 from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
-from pipelines.resources import DataRootResource
 from storage.root import DataRoot
 
 DATASET = "sample"

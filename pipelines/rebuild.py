@@ -14,6 +14,7 @@ from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_errors, read_manifest_video_ids
 from assets.ingest.rejections import rejection_lines
+from assets.resources import DataRootResource, DetectorResource
 from assets.rules import rules_argument
 from pipelines.circuit_breaker import breaker_from_env
 from pipelines.definitions import make_definitions
@@ -21,7 +22,7 @@ from pipelines.instance import open_instance
 from pipelines.interrupt import InterruptWatch
 from pipelines.rebuild_outcome import RebuildResult, Stop, VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
-from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
+from pipelines.resources import downloader_from_env
 from pipelines.workers import check_workers, rebuild_videos, start_fork_server
 from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot

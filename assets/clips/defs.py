@@ -5,7 +5,7 @@ import dagster as dg
 from assets.clips.video_stage import run_video_pass
 from assets.dataset_config import load_dataset_config
 from assets.versions import STAGE_VERSIONS
-from pipelines.resources import DataRootResource, DetectorResource
+from assets.resources import DataRootResource, DetectorResource
 
 
 def video_pass_assets(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:

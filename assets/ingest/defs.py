@@ -6,7 +6,7 @@ from assets.dataset_config import load_dataset_config
 from assets.ingest.download_stage import fetch_video
 from assets.ingest.manifest_stage import build_manifest
 from assets.versions import STAGE_VERSIONS
-from pipelines.resources import DataRootResource, DownloaderResource
+from assets.resources import DataRootResource, DownloaderResource
 
 
 class ManifestConfig(dg.Config):

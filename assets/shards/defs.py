@@ -7,7 +7,7 @@ from assets.shards.build import build_dataset
 from assets.shards.checks import run_checks
 from assets.shards.coverage import compute_coverage, coverage_markdown
 from assets.versions import STAGE_VERSIONS
-from pipelines.resources import DataRootResource
+from assets.resources import DataRootResource
 
 CHECKS = {
     "videos_disjoint_splits": "No video has chunks in both train and test.",

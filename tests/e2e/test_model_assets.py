@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.resources import DataRootResource, TrainingResource
 from pipelines.definitions import make_definitions
-from pipelines.resources import DataRootResource, TrainingResource
 from storage.root import sha256_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
