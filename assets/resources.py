@@ -8,7 +8,8 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from storage.root import DEFAULT_DATA_ROOT, DataRoot
+from storage.root import DataRoot
+from storage.settings import DEFAULT_DATA_ROOT
 
 
 class DataRootResource(dg.ConfigurableResource):
@@ -34,6 +35,8 @@ class DownloaderResource(dg.ConfigurableResource):
     mirror: str | None = Field(default=None, description=(
         "base URL (file:// or http[s]://) holding already-downloaded videos as <video_id>.mp4; used instead of "
         "YouTube, e.g. the video folder of an earlier video-preprocessing run"))
+    cache_dir: str | None = Field(default=None, description=(
+        "cache of fetched manifests and the offline sample's upstream videos (None: ~/.cache/motionpipe)"))
 
 
 class DetectorResource(dg.ConfigurableResource):

@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 
 from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
-from assets.resources import DataRootResource
-from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
 from storage.root import DataRoot
+from storage.settings import Settings, resolve_settings
+from training.run_params import PARAMS_FILE, load_params
 
 DATASET = "sample"
 REPO = Path(__file__).resolve().parents[1]
@@ -75,16 +75,18 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     t0 = time.perf_counter()
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's native INFO/WARNING chatter
     instance = open_instance()
-    root = DataRoot.from_env(data_root)
+    settings = resolve_settings(data_root=data_root or None)
+    root = DataRoot(settings.data_root)
     print(f"motionpipe demo: data root {root.url}, Dagster instance {Path(instance.root_directory)}")
     if not rebuild(DATASET, data_root=root.url).dataset_run_ok:
         print("the sample dataset could not be built; stopping")
         return 1
 
-    params = load_params()
+    params = load_params(settings.params_file or PARAMS_FILE)
     steps = plan_steps(params.models, params.avd_models)
     jobs = [dg.define_asset_job(f"demo_{'_'.join(k.path)}", selection=dg.AssetSelection.assets(k)) for k in steps]
-    defs = dg.Definitions.merge(make_definitions(data_root=DataRootResource(url=root.url)), dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
+    defs = dg.Definitions.merge(make_definitions(settings),
+                                dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
     run_config = {"loggers": {"progress": {}}}
     failed_checks: list[str] = []
     for n, (key, job) in enumerate(zip(steps, jobs), 1):
@@ -103,7 +105,7 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     if board is not None and board.is_file():
         print("\n" + board.read_text())
     if push:
-        _dvc_commit_and_push(root)
+        _dvc_commit_and_push(root, settings)
     print(f"motionpipe demo: done in {time.perf_counter() - t0:.0f} s")
     if failed_checks:
         print(f"motionpipe demo: {len(failed_checks)} asset checks failed: {', '.join(failed_checks)}")
@@ -111,14 +113,14 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     return 0
 
 
-def _dvc_commit_and_push(root: DataRoot) -> None:
+def _dvc_commit_and_push(root: DataRoot, settings: Settings) -> None:
     """Record the sample chain's outputs in dvc.lock and the DVC cache, and push them to the default remote."""
     from storage.dvc import DvcError, DvcProject
 
     if not root.is_local or Path(root.base).resolve() != (REPO / "data").resolve():
         print(f"DVC: skipped (dvc.yaml tracks {REPO / 'data'}; this run's data root is {root.url})")
         return
-    params = load_params()
+    params = load_params(settings.params_file or PARAMS_FILE)
     stages = [f"rebuild@{DATASET}", *(f"train@{m}-{DATASET}" for m in params.models),
               *(f"avd@{m}-{DATASET}" for m in params.avd_models),
               *(f"evaluate@{m}-{DATASET}" for m in params.models), f"no_motion@{DATASET}", f"samples@{DATASET}",

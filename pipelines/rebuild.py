@@ -3,7 +3,6 @@ video never blocks the others, then the dataset-level assets. Everything lands i
 DAGSTER_HOME (SQLite, no server), exactly as if launched from the UI."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -14,18 +13,17 @@ from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_errors, read_manifest_video_ids
 from assets.ingest.rejections import rejection_lines
-from assets.resources import DataRootResource, DetectorResource
 from assets.rules import rules_argument
-from pipelines.circuit_breaker import breaker_from_env
+from pipelines.circuit_breaker import CircuitBreaker
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.interrupt import InterruptWatch
 from pipelines.rebuild_outcome import RebuildResult, Stop, VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
-from pipelines.resources import downloader_from_env
 from pipelines.workers import check_workers, rebuild_videos, start_fork_server
 from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot
+from storage.settings import resolve_settings
 
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -81,22 +79,17 @@ def _rebuild(
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """`breaker_after`: stop after this many videos in a row fail for the same machine-wide reason (no DNS, no
-    route, refused, bot check...; default $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
+    route, refused, bot check...; default the settings', $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
     videos at a time, through Dagster's multiprocess executor (pipelines/workers.py)."""
     check_workers(workers)
     cfg = load_dataset_config(dataset)
     instance = open_instance()
-    overrides = {}
-    if data_root:
-        overrides["data_root"] = DataRootResource(url=data_root)
-    if detector:
-        overrides["detector"] = DetectorResource(backend=detector)
-    downloads = {k: v for k, v in (("mirror", mirror), ("max_bytes", max_download_bytes),
-                                   ("max_seconds", max_download_seconds)) if v is not None}
-    if downloads:  # on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them
-        overrides["downloader"] = downloader_from_env(os.environ, **downloads)
-    defs = make_definitions(**overrides)
-    root = DataRoot(data_root or defs.resources["data_root"].url)
+    # The options on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them.
+    settings = resolve_settings(data_root=data_root or None, detector=detector or None, mirror=mirror,
+                                max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
+                                breaker_after=breaker_after)
+    defs = make_definitions(settings)
+    root = DataRoot(settings.data_root)
     out = RebuildResult(dataset)
     orphans = remove_orphans(root, dataset_folders(root, dataset))  # temporaries of killed runs
     if orphans:
@@ -126,7 +119,7 @@ def _rebuild(
         for line in rejection_lines(rejected):
             progress(f"[{dataset}] {line}")
 
-    tracker = RebuildTracker(out, root, breaker_from_env(os.environ, breaker_after), progress)
+    tracker = RebuildTracker(out, root, CircuitBreaker(settings.breaker_after), progress)
     job, queued = defs.resolve_job_def(video_job_name(dataset)), []
     for n, video_id in enumerate(video_ids, 1):
         at = f"video {n}/{len(video_ids)} ({video_id})"

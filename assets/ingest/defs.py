@@ -5,8 +5,8 @@ import dagster as dg
 from assets.dataset_config import load_dataset_config
 from assets.ingest.download_stage import fetch_video
 from assets.ingest.manifest_stage import build_manifest
-from assets.versions import STAGE_VERSIONS
 from assets.resources import DataRootResource, DownloaderResource
+from assets.versions import STAGE_VERSIONS
 
 
 class ManifestConfig(dg.Config):
@@ -24,10 +24,11 @@ def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> 
         description=f"Validated {dataset} manifest (videos, clips, rejected rows); registers one partition per video.",
         kinds={"parquet"},
     )
-    def _manifest(context: dg.AssetExecutionContext, config: ManifestConfig,
-                  data_root: DataRootResource) -> dg.MaterializeResult:
+    def _manifest(context: dg.AssetExecutionContext, config: ManifestConfig, data_root: DataRootResource,
+                  downloader: DownloaderResource) -> dg.MaterializeResult:
         cfg = load_dataset_config(dataset)
-        summary = build_manifest(cfg, data_root.get(), source=config.source, limit=config.limit)
+        summary = build_manifest(cfg, data_root.get(), source=config.source, limit=config.limit,
+                                 cache_dir=downloader.cache_dir)
         known = set(context.instance.get_dynamic_partitions(partitions.name))
         new = [v for v in summary.video_ids if v not in known]
         if new:
