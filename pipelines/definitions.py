@@ -9,7 +9,8 @@ import dagster as dg
 
 from assets.dataset_config import DATASETS
 from assets.factory import dataset_definitions
-from assets.models.defs import group, model_definitions
+from assets.keys import RETRAIN_JOB, leaderboard_key, models_group, models_job_name
+from assets.models.defs import model_definitions
 from assets.resources import TrainingResource
 from pipelines.resources import default_resources
 from storage import video
@@ -18,21 +19,16 @@ from storage.settings import Settings, resolve_settings
 RETRAIN_CRON_ENV = "MOTIONPIPE_RETRAIN_CRON"  # read by storage/settings.py; named in the schedule's description
 
 
-def models_job_name(dataset: str) -> str:
-    return f"{dataset}_models_job"
-
-
 def model_selection(datasets=DATASETS) -> dg.AssetSelection:
-    return dg.AssetSelection.groups(*(group(d) for d in datasets)) | dg.AssetSelection.assets("leaderboard")
+    return dg.AssetSelection.groups(*(models_group(d) for d in datasets)) | dg.AssetSelection.assets(leaderboard_key())
 
 
 def orchestration(cron: str) -> dg.Definitions:
-    jobs = [dg.define_asset_job(models_job_name(d), selection=dg.AssetSelection.groups(group(d))
-                                | dg.AssetSelection.assets("leaderboard"),
+    jobs = [dg.define_asset_job(models_job_name(d), selection=model_selection((d,)),
                                 description=f"Train, AVD, evaluate and render every model on {d}; then the "
                                             f"leaderboard. Runs resume, unchanged evaluations are reused.")
             for d in DATASETS]
-    retrain = dg.define_asset_job("retrain_job", selection=model_selection(),
+    retrain = dg.define_asset_job(RETRAIN_JOB, selection=model_selection(),
                                   description="Every model stage of every dataset: what is unchanged finishes at "
                                               "once (its run is complete, its scores reused); what went stale "
                                               "trains afresh.")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.keys import ANIMATION_SAMPLES, checkpoint_key, dataset_key, evaluation_key, leaderboard_key, no_motion_key
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
+from storage import paths
 from storage.root import DataRoot
 from storage.settings import Settings, resolve_settings
 from training.run_params import PARAMS_FILE, load_params
@@ -49,7 +50,7 @@ def plan_steps(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[dg.
         if model in avd_models:
             steps.append(checkpoint_key(DATASET, model, "avd"))
         steps.append(evaluation_key(DATASET, model))
-    return steps + [no_motion_key(DATASET), dg.AssetKey([DATASET, "animation_samples"]), dg.AssetKey("leaderboard")]
+    return steps + [no_motion_key(DATASET), dataset_key(DATASET, ANIMATION_SAMPLES), leaderboard_key()]
 
 
 def _summary(result: dg.ExecuteInProcessResult) -> str:
@@ -101,7 +102,7 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
         failed_checks += [f"{c.asset_key.to_user_string()}:{c.check_name}"
                           for c in result.get_asset_check_evaluations() if not c.passed]
 
-    board = Path(root.base) / "leaderboard" / "leaderboard.md" if root.is_local else None
+    board = Path(paths.leaderboard_dir(root)) / "leaderboard.md" if root.is_local else None
     if board is not None and board.is_file():
         print("\n" + board.read_text())
     if push:

@@ -9,10 +9,11 @@ from typing import Callable
 import dagster as dg
 
 from assets.dataset_config import load_dataset_config
-from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_errors, read_manifest_video_ids
 from assets.ingest.rejections import rejection_lines
+from assets.keys import (CLIPS, MANIFEST, catalog_and_shards_name, dataset_job_name, dataset_key, manifest_job_name,
+                         video_job_name, video_pass_name)
 from assets.rules import rules_argument
 from pipelines.circuit_breaker import CircuitBreaker
 from pipelines.definitions import make_definitions
@@ -98,8 +99,9 @@ def _rebuild(
     if workers > 1:
         start_fork_server()  # the step processes' imports overlap the manifest step
     progress(f"[{dataset}] manifest ...")
-    run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}, **QUIET}
-    manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
+    manifest_op = dataset_key(dataset, MANIFEST).to_python_identifier()
+    run_config = {"ops": {manifest_op: {"config": {"source": source, "limit": limit}}}, **QUIET}
+    manifest = defs.resolve_job_def(manifest_job_name(dataset)).execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False)
     if not manifest.success:
         signal = watch.saw_interrupted_run(_error_classes(manifest))
@@ -165,8 +167,8 @@ def _publish(dataset: str, defs: dg.Definitions, instance: dg.DagsterInstance, a
     """The dataset-level assets: catalog, shards and their checks, coverage."""
     out = tracker.result
     progress(f"[{dataset}] catalog, shards, checks, coverage ...")
-    publish = {"ops": {f"{dataset}_catalog_and_shards": {"config": {"allow_shrink": allow_shrink}}}}
-    final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(
+    publish = {"ops": {catalog_and_shards_name(dataset): {"config": {"allow_shrink": allow_shrink}}}}
+    final = defs.resolve_job_def(dataset_job_name(dataset)).execute_in_process(
         instance=instance, raise_on_error=False, run_config={**QUIET, **publish})
     if watch.saw_interrupted_run(_error_classes(final)).requested:
         tracker.interrupted(watch.stop, "the catalog/shards step")
@@ -182,7 +184,7 @@ def _publish(dataset: str, defs: dg.Definitions, instance: dg.DagsterInstance, a
 
 
 def _chunk_count(result: dg.ExecuteInProcessResult, dataset: str) -> int:
-    for mat in result.asset_materializations_for_node(f"{dataset}_video_pass"):
-        if mat.asset_key == dg.AssetKey([dataset, "clips"]):
+    for mat in result.asset_materializations_for_node(video_pass_name(dataset)):
+        if mat.asset_key == dataset_key(dataset, CLIPS):
             return int(mat.metadata["chunks"].value)
     return 0

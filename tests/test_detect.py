@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import Detection, DetectorUnavailable
 from assets.detect.detectron2_backend import (
     INSTALL_HINT,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import Detection, DetectorUnavailable, check_frame, downscale
 
 WEIGHTS_ENV = "MOTIONPIPE_DETECTRON2_WEIGHTS"  # read by storage/settings.py; named in the messages here

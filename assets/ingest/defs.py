@@ -5,6 +5,7 @@ import dagster as dg
 from assets.dataset_config import load_dataset_config
 from assets.ingest.download_stage import fetch_video
 from assets.ingest.manifest_stage import build_manifest
+from assets.keys import MANIFEST, RAW_VIDEO, dataset_group, dataset_key
 from assets.resources import DataRootResource, DownloaderResource
 from assets.versions import STAGE_VERSIONS
 
@@ -18,8 +19,8 @@ class ManifestConfig(dg.Config):
 
 def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[dataset, "manifest"],
-        group_name=dataset,
+        key=dataset_key(dataset, MANIFEST),
+        group_name=dataset_group(dataset),
         code_version=STAGE_VERSIONS["manifest"],
         description=f"Validated {dataset} manifest (videos, clips, rejected rows); registers one partition per video.",
         kinds={"parquet"},
@@ -52,10 +53,10 @@ def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> 
 
 def raw_video_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[dataset, "raw_video"],
-        deps=[dg.AssetKey([dataset, "manifest"])],
+        key=dataset_key(dataset, RAW_VIDEO),
+        deps=[dataset_key(dataset, MANIFEST)],
         partitions_def=partitions,
-        group_name=dataset,
+        group_name=dataset_group(dataset),
         code_version=STAGE_VERSIONS["download"],
         description="The source video as yt-dlp obtained it, with the format, resolution and fps actually got.",
         kinds={"youtube", "video"},
