@@ -1,4 +1,5 @@
 """WebDataset samples: per-video clip tars, and the split shards packed from them.
+(Over 400 lines: the clip tar writer, the shard packer and their readers share one byte-exact sample layout.)
 
 Sample layout (what plain `webdataset` sees): the key is the chunk id `<video_id>#<start:06d>#<end:06d>` (no dots,
 so webdataset's split at the first '.' gives exactly the key), and the entries are

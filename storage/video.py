@@ -1,4 +1,5 @@
 """Video decode and encode through ffmpeg-python and the ffmpeg binary bundled by imageio-ffmpeg.
+(Over 400 lines: probe, decode and encode share one ffmpeg process model, its stderr reader and its errors.)
 
 Frames are streamed through pipes one at a time, so memory stays bounded whatever the video's length. There is no
 ffprobe in the bundle: `probe` reads the stream header that `ffmpeg -i` prints.
