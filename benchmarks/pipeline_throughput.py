@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assets.clips.geometry import Box  # noqa: E402
+from assets.boxes import Box  # noqa: E402
 from assets.clips.video_pass import ReplayClip, discover_pass, downscale_for, replay_pass  # noqa: E402
 from assets.dataset_config import load_dataset_config  # noqa: E402
 from assets.detect.base import main_person  # noqa: E402

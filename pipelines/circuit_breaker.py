@@ -5,17 +5,16 @@ lines. The breaker watches the videos' outcomes in order; when ``after`` videos 
 machine-wide cause (assets/ingest/outage.py: name resolution, no route, a refused connection or proxy, a time-out,
 a bot check or a 429 for every video), the run stops with one message naming the cause and the ways around it.
 A success, or a failure of the video's own (private, removed, corrupt), resets the count; skipped videos leave it
-as it is. ``MOTIONPIPE_BREAKER_AFTER`` sets ``after`` (0 turns the breaker off).
+as it is. ``MOTIONPIPE_BREAKER_AFTER`` (Settings.breaker_after) sets ``after`` (0 turns the breaker off).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from assets.ingest.outage import Outage, outage_of
+from storage.settings import DEFAULT_BREAKER_AFTER as DEFAULT_AFTER
 
-BREAKER_ENV = "MOTIONPIPE_BREAKER_AFTER"
-DEFAULT_AFTER = 3
+BREAKER_ENV = "MOTIONPIPE_BREAKER_AFTER"  # read by storage/settings.py; named in the advice
 OPTIONS = ("--mirror file:///path/to/videos (videos you already have, as <video_id>.mp4; or MOTIONPIPE_MIRROR), "
            "a proxy through MOTIONPIPE_PROXY=http://host:port, cookies of a signed-in browser through "
            "MOTIONPIPE_COOKIES=cookies.txt (for bot checks)")
@@ -66,14 +65,3 @@ class CircuitBreaker:
         if self.after and len(self._streak) >= self.after:
             return Trip(self._cause, tuple(self._streak), error or "")
         return None
-
-
-def breaker_from_env(env: Mapping[str, str], after: int | None = None) -> CircuitBreaker:
-    """The breaker of ``after`` (a caller's choice), else of MOTIONPIPE_BREAKER_AFTER, else of DEFAULT_AFTER."""
-    if after is None:
-        text = env.get(BREAKER_ENV, "").strip()
-        try:
-            after = int(text) if text else DEFAULT_AFTER
-        except ValueError:
-            raise ValueError(f"{BREAKER_ENV}: {text!r} is not a whole number (0 turns the breaker off)") from None
-    return CircuitBreaker(after)

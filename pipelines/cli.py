@@ -36,15 +36,15 @@ def _status(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from assets.models.runs import plan_training, train_and_publish
-    from pipelines.resources import default_resources
+    from pipelines.resources import training_resource
     from storage.root import DataRoot
+    from storage.settings import resolve_settings
 
-    training = default_resources()["training"]
-    overrides = {k: v for k, v in (("device", args.device), ("nproc_per_node", args.nproc_per_node)) if v}
-    if overrides:
-        training = training.model_copy(update=overrides)
-    plan = plan_training(DataRoot.from_env(args.data_root), args.model, args.dataset, args.stage,
-                         training.params(args.dataset), training.launch(), config_dir=training.config_dir)
+    settings = resolve_settings(data_root=args.data_root, device=args.device or None,
+                                nproc_per_node=args.nproc_per_node or None)
+    training = training_resource(settings)
+    plan = plan_training(DataRoot(settings.data_root), args.model, args.dataset, args.stage,
+                         training.params(args.dataset), training.launch(), config_dir=settings.config_dir)
     print(f"training {plan.describe()}: {' '.join(plan.command)}", flush=True)
     published = train_and_publish(plan)
     print(f"published {published.path} (step {published.step}, sha256 {published.sha256[:16]})")
@@ -57,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _size(text: str) -> int:
-    from pipelines.resources import parse_size
+    from storage.settings import parse_size
     try:
         return parse_size(text, "--max-download-bytes")
     except ValueError as exc:
@@ -65,7 +65,7 @@ def _size(text: str) -> int:
 
 
 def _positive_seconds(text: str) -> float:
-    from pipelines.resources import parse_seconds
+    from storage.settings import parse_seconds
     try:
         return parse_seconds(text, "--max-download-seconds")
     except ValueError as exc:
@@ -168,8 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from storage import video
+    from storage.settings import resolve_settings
+
     args = build_parser().parse_args(argv)
     try:
+        video.use_ffmpeg(resolve_settings().ffmpeg)  # for the commands that encode or decode without definitions
         return args.func(args)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"motionpipe {args.command}: error: {exc}", file=sys.stderr)

@@ -1,35 +1,34 @@
 """The one root `Definitions`: every dataset's graph and every model × dataset from the factories, the jobs that
-select them, the retraining schedule and the stale-model automation sensor, with the embedded default resources."""
-from __future__ import annotations
+select them, the retraining schedule and the stale-model automation sensor, with the embedded default resources.
 
-import os
+One `Settings` (storage/settings.py) feeds both the factories and the resources, so the config folder and params
+file whose hash versions a model asset are the ones its training resource runs with."""
+from __future__ import annotations
 
 import dagster as dg
 
 from assets.dataset_config import DATASETS
 from assets.factory import dataset_definitions
-from assets.models.defs import group, model_definitions
+from assets.keys import RETRAIN_JOB, leaderboard_key, models_group, models_job_name
+from assets.models.defs import model_definitions
+from assets.resources import TrainingResource
 from pipelines.resources import default_resources
+from storage import video
+from storage.settings import Settings, resolve_settings
 
-RETRAIN_CRON_ENV = "MOTIONPIPE_RETRAIN_CRON"
-DEFAULT_RETRAIN_CRON = "0 3 * * 0"  # Sundays 03:00
-
-
-def models_job_name(dataset: str) -> str:
-    return f"{dataset}_models_job"
+RETRAIN_CRON_ENV = "MOTIONPIPE_RETRAIN_CRON"  # read by storage/settings.py; named in the schedule's description
 
 
 def model_selection(datasets=DATASETS) -> dg.AssetSelection:
-    return dg.AssetSelection.groups(*(group(d) for d in datasets)) | dg.AssetSelection.assets("leaderboard")
+    return dg.AssetSelection.groups(*(models_group(d) for d in datasets)) | dg.AssetSelection.assets(leaderboard_key())
 
 
 def orchestration(cron: str) -> dg.Definitions:
-    jobs = [dg.define_asset_job(models_job_name(d), selection=dg.AssetSelection.groups(group(d))
-                                | dg.AssetSelection.assets("leaderboard"),
+    jobs = [dg.define_asset_job(models_job_name(d), selection=model_selection((d,)),
                                 description=f"Train, AVD, evaluate and render every model on {d}; then the "
                                             f"leaderboard. Runs resume, unchanged evaluations are reused.")
             for d in DATASETS]
-    retrain = dg.define_asset_job("retrain_job", selection=model_selection(),
+    retrain = dg.define_asset_job(RETRAIN_JOB, selection=model_selection(),
                                   description="Every model stage of every dataset: what is unchanged finishes at "
                                               "once (its run is complete, its scores reused); what went stale "
                                               "trains afresh.")
@@ -43,17 +42,33 @@ def orchestration(cron: str) -> dg.Definitions:
     return dg.Definitions(jobs=[*jobs, retrain], schedules=[schedule], sensors=[sensor])
 
 
-def make_definitions(*, config_dir: str | None = None, params_file: str | None = None,
-                     cron: str | None = None, **resource_overrides) -> dg.Definitions:
-    models = (model_definitions(DATASETS, params_file, config_dir) if params_file
-              else model_definitions(DATASETS, config_dir=config_dir))
+def _same_experiment(settings: Settings, training: TrainingResource) -> TrainingResource:
+    """A training resource given in place of the default runs the settings' configs and params: missing ones are
+    filled in, other ones are an error (the assets' code versions were computed from the settings')."""
+    for name in ("params_file", "config_dir"):
+        mine, theirs = getattr(settings, name), getattr(training, name)
+        if theirs is not None and theirs != mine:
+            raise ValueError(f"the training resource's {name} {theirs!r} is not the settings' {mine!r}, which "
+                             f"versions the model assets: set it in the settings only")
+    return TrainingResource(**{**training.model_dump(), "params_file": training.params_file or settings.params_file,
+                               "config_dir": training.config_dir or settings.config_dir})
+
+
+def make_definitions(settings: Settings | None = None, **resource_overrides) -> dg.Definitions:
+    """The project's definitions for `settings` (default: resolved from this process's environment), with
+    `resource_overrides` (by resource key) in place of the defaults built from the same settings."""
+    settings = settings or resolve_settings()
+    video.use_ffmpeg(settings.ffmpeg)  # process-wide: every decode and encode of this process's steps
+    if "training" in resource_overrides:
+        resource_overrides["training"] = _same_experiment(settings, resource_overrides["training"])
+    models = (model_definitions(DATASETS, settings.params_file, settings.config_dir) if settings.params_file
+              else model_definitions(DATASETS, config_dir=settings.config_dir))
     return dg.Definitions.merge(
         *(dataset_definitions(name) for name in DATASETS),
         models,
-        orchestration(cron or os.environ.get(RETRAIN_CRON_ENV) or DEFAULT_RETRAIN_CRON),
-        dg.Definitions(resources={**default_resources(), **resource_overrides}),
+        orchestration(settings.retrain_cron),
+        dg.Definitions(resources={**default_resources(settings), **resource_overrides}),
     )
 
 
-defs = make_definitions(config_dir=os.environ.get("MOTIONPIPE_CONFIG_DIR") or None,
-                        params_file=os.environ.get("MOTIONPIPE_PARAMS") or None)
+defs = make_definitions()

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
-from training.run_params import load_params
+from assets.keys import ANIMATION_SAMPLES, checkpoint_key, dataset_key, evaluation_key, leaderboard_key, no_motion_key
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
-from pipelines.resources import DataRootResource
+from storage import paths
 from storage.root import DataRoot
+from storage.settings import Settings, resolve_settings
+from training.run_params import PARAMS_FILE, load_params
 
 DATASET = "sample"
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def plan_steps(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[dg.
         if model in avd_models:
             steps.append(checkpoint_key(DATASET, model, "avd"))
         steps.append(evaluation_key(DATASET, model))
-    return steps + [no_motion_key(DATASET), dg.AssetKey([DATASET, "animation_samples"]), dg.AssetKey("leaderboard")]
+    return steps + [no_motion_key(DATASET), dataset_key(DATASET, ANIMATION_SAMPLES), leaderboard_key()]
 
 
 def _summary(result: dg.ExecuteInProcessResult) -> str:
@@ -75,16 +76,18 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     t0 = time.perf_counter()
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's native INFO/WARNING chatter
     instance = open_instance()
-    root = DataRoot.from_env(data_root)
+    settings = resolve_settings(data_root=data_root or None)
+    root = DataRoot(settings.data_root)
     print(f"motionpipe demo: data root {root.url}, Dagster instance {Path(instance.root_directory)}")
     if not rebuild(DATASET, data_root=root.url).dataset_run_ok:
         print("the sample dataset could not be built; stopping")
         return 1
 
-    params = load_params()
+    params = load_params(settings.params_file or PARAMS_FILE)
     steps = plan_steps(params.models, params.avd_models)
     jobs = [dg.define_asset_job(f"demo_{'_'.join(k.path)}", selection=dg.AssetSelection.assets(k)) for k in steps]
-    defs = dg.Definitions.merge(make_definitions(data_root=DataRootResource(url=root.url)), dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
+    defs = dg.Definitions.merge(make_definitions(settings),
+                                dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
     run_config = {"loggers": {"progress": {}}}
     failed_checks: list[str] = []
     for n, (key, job) in enumerate(zip(steps, jobs), 1):
@@ -99,11 +102,11 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
         failed_checks += [f"{c.asset_key.to_user_string()}:{c.check_name}"
                           for c in result.get_asset_check_evaluations() if not c.passed]
 
-    board = Path(root.base) / "leaderboard" / "leaderboard.md" if root.is_local else None
+    board = Path(paths.leaderboard_dir(root)) / "leaderboard.md" if root.is_local else None
     if board is not None and board.is_file():
         print("\n" + board.read_text())
     if push:
-        _dvc_commit_and_push(root)
+        _dvc_commit_and_push(root, settings)
     print(f"motionpipe demo: done in {time.perf_counter() - t0:.0f} s")
     if failed_checks:
         print(f"motionpipe demo: {len(failed_checks)} asset checks failed: {', '.join(failed_checks)}")
@@ -130,14 +133,14 @@ def record_in_dvc(repo: Path, stages: list[str]) -> list[str]:
     return project.stage_in_git("dvc.lock", "data")
 
 
-def _dvc_commit_and_push(root: DataRoot) -> None:
+def _dvc_commit_and_push(root: DataRoot, settings: Settings) -> None:
     """The demo's DVC step, when its data root is the data/ that dvc.yaml tracks; says what to commit with git."""
     from storage.dvc import DvcError, DvcProject
 
     if not root.is_local or Path(root.base).resolve() != (REPO / "data").resolve():
         print(f"DVC: skipped (dvc.yaml tracks {REPO / 'data'}; this run's data root is {root.url})")
         return
-    params = load_params()
+    params = load_params(settings.params_file or PARAMS_FILE)
     stages = dvc_stages(params.models, params.avd_models)
     try:
         staged = record_in_dvc(REPO, stages)

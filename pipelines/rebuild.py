@@ -3,28 +3,28 @@ video never blocks the others, then the dataset-level assets. Everything lands i
 DAGSTER_HOME (SQLite, no server), exactly as if launched from the UI."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
 import dagster as dg
 
 from assets.dataset_config import load_dataset_config
-from assets.factory import video_job_name
 from assets.ingest.download_stage import is_permanent_failure, load_download_record
 from assets.ingest.manifest_stage import read_manifest_errors, read_manifest_video_ids
 from assets.ingest.rejections import rejection_lines
+from assets.keys import (CLIPS, MANIFEST, catalog_and_shards_name, dataset_job_name, dataset_key, manifest_job_name,
+                         video_job_name, video_pass_name)
 from assets.rules import rules_argument
-from pipelines.circuit_breaker import breaker_from_env
+from pipelines.circuit_breaker import CircuitBreaker
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.interrupt import InterruptWatch
 from pipelines.rebuild_outcome import RebuildResult, Stop, VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
-from pipelines.resources import DataRootResource, DetectorResource, downloader_from_env
 from pipelines.workers import check_workers, rebuild_videos, start_fork_server
 from storage.leftovers import dataset_folders, remove_orphans
 from storage.root import DataRoot
+from storage.settings import resolve_settings
 
 # The full event log is in the Dagster instance (and the UI); the terminal gets one line per video.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -80,22 +80,17 @@ def _rebuild(
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """`breaker_after`: stop after this many videos in a row fail for the same machine-wide reason (no DNS, no
-    route, refused, bot check...; default $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
+    route, refused, bot check...; default the settings', $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
     videos at a time, through Dagster's multiprocess executor (pipelines/workers.py)."""
     check_workers(workers)
     cfg = load_dataset_config(dataset)
     instance = open_instance()
-    overrides = {}
-    if data_root:
-        overrides["data_root"] = DataRootResource(url=data_root)
-    if detector:
-        overrides["detector"] = DetectorResource(backend=detector)
-    downloads = {k: v for k, v in (("mirror", mirror), ("max_bytes", max_download_bytes),
-                                   ("max_seconds", max_download_seconds)) if v is not None}
-    if downloads:  # on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them
-        overrides["downloader"] = downloader_from_env(os.environ, **downloads)
-    defs = make_definitions(**overrides)
-    root = DataRoot(data_root or defs.resources["data_root"].url)
+    # The options on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them.
+    settings = resolve_settings(data_root=data_root or None, detector=detector or None, mirror=mirror,
+                                max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
+                                breaker_after=breaker_after)
+    defs = make_definitions(settings)
+    root = DataRoot(settings.data_root)
     out = RebuildResult(dataset)
     orphans = remove_orphans(root, dataset_folders(root, dataset))  # temporaries of killed runs
     if orphans:
@@ -104,8 +99,9 @@ def _rebuild(
     if workers > 1:
         start_fork_server()  # the step processes' imports overlap the manifest step
     progress(f"[{dataset}] manifest ...")
-    run_config = {"ops": {f"{dataset}__manifest": {"config": {"source": source, "limit": limit}}}, **QUIET}
-    manifest = defs.resolve_job_def(f"{dataset}_manifest_job").execute_in_process(
+    manifest_op = dataset_key(dataset, MANIFEST).to_python_identifier()
+    run_config = {"ops": {manifest_op: {"config": {"source": source, "limit": limit}}}, **QUIET}
+    manifest = defs.resolve_job_def(manifest_job_name(dataset)).execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False)
     if not manifest.success:
         signal = watch.saw_interrupted_run(_error_classes(manifest))
@@ -125,7 +121,7 @@ def _rebuild(
         for line in rejection_lines(rejected):
             progress(f"[{dataset}] {line}")
 
-    tracker = RebuildTracker(out, root, breaker_from_env(os.environ, breaker_after), progress)
+    tracker = RebuildTracker(out, root, CircuitBreaker(settings.breaker_after), progress)
     job, queued = defs.resolve_job_def(video_job_name(dataset)), []
     for n, video_id in enumerate(video_ids, 1):
         at = f"video {n}/{len(video_ids)} ({video_id})"
@@ -171,8 +167,8 @@ def _publish(dataset: str, defs: dg.Definitions, instance: dg.DagsterInstance, a
     """The dataset-level assets: catalog, shards and their checks, coverage."""
     out = tracker.result
     progress(f"[{dataset}] catalog, shards, checks, coverage ...")
-    publish = {"ops": {f"{dataset}_catalog_and_shards": {"config": {"allow_shrink": allow_shrink}}}}
-    final = defs.resolve_job_def(f"{dataset}_dataset_job").execute_in_process(
+    publish = {"ops": {catalog_and_shards_name(dataset): {"config": {"allow_shrink": allow_shrink}}}}
+    final = defs.resolve_job_def(dataset_job_name(dataset)).execute_in_process(
         instance=instance, raise_on_error=False, run_config={**QUIET, **publish})
     if watch.saw_interrupted_run(_error_classes(final)).requested:
         tracker.interrupted(watch.stop, "the catalog/shards step")
@@ -188,7 +184,7 @@ def _publish(dataset: str, defs: dg.Definitions, instance: dg.DagsterInstance, a
 
 
 def _chunk_count(result: dg.ExecuteInProcessResult, dataset: str) -> int:
-    for mat in result.asset_materializations_for_node(f"{dataset}_video_pass"):
-        if mat.asset_key == dg.AssetKey([dataset, "clips"]):
+    for mat in result.asset_materializations_for_node(video_pass_name(dataset)):
+        if mat.asset_key == dataset_key(dataset, CLIPS):
             return int(mat.metadata["chunks"].value)
     return 0

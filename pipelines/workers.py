@@ -23,11 +23,12 @@ from typing import Callable, Iterator, Mapping
 import dagster as dg
 
 from assets.dataset_config import rules_env_var
-from assets.factory import dataset_definitions, video_job_name
+from assets.factory import dataset_definitions
+from assets.keys import video_job_name
+from assets.resources import DataRootResource, DetectorResource, DownloaderResource
 from pipelines.interrupt import _INTERRUPTED_ERRORS, InterruptWatch
 from pipelines.rebuild_outcome import VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
-from pipelines.resources import DataRootResource, DetectorResource, DownloaderResource
 
 # The resources a video run uses, rebuilt in the step process from their field values.
 VIDEO_RESOURCES = {"data_root": DataRootResource, "downloader": DownloaderResource, "detector": DetectorResource}

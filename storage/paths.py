@@ -81,6 +81,11 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
+def shard_sidecar_name(shard: str) -> str:
+    """The Parquet index beside a shard: `train-000000.tar` -> `train-000000.parquet`."""
+    return shard.removesuffix(".tar") + ".parquet"
+
+
 def coverage_path(root: DataRoot, dataset: str) -> str:
     return root.path(DATASETS, dataset, "coverage", "coverage.json")
 

@@ -19,9 +19,8 @@ from typing import IO, Iterator
 import fsspec
 
 from storage.leftovers import owner_tag
+from storage.settings import resolve_settings
 
-DATA_ROOT_ENV = "MOTIONPIPE_DATA_ROOT"
-DEFAULT_DATA_ROOT = "./data"
 _CHUNK = 1 << 20
 
 
@@ -54,7 +53,9 @@ class DataRoot:
 
     @classmethod
     def from_env(cls, url: str | None = None) -> "DataRoot":
-        return cls(url or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
+        """`url`, else the resolved settings' (MOTIONPIPE_DATA_ROOT, ./data): for the command lines that are not
+        handed a Settings yet."""
+        return cls(resolve_settings(data_root=url or None).data_root)
 
     @property
     def is_local(self) -> bool:

@@ -1,4 +1,5 @@
 """WebDataset samples: per-video clip tars, and the split shards packed from them.
+(Over 400 lines: the clip tar writer, the shard packer and their readers share one byte-exact sample layout.)
 
 Sample layout (what plain `webdataset` sees): the key is the chunk id `<video_id>#<start:06d>#<end:06d>` (no dots,
 so webdataset's split at the first '.' gives exactly the key), and the entries are
@@ -44,6 +45,7 @@ import pyarrow as pa
 from storage.catalog import SPLITS, read_table, write_rows
 from storage.frames import FORMAT_OF_EXTENSION, frame_entry_name
 from storage.ids import ChunkKey, InvalidIdError
+from storage.paths import shard_name, shard_sidecar_name
 from storage.root import DataRoot
 
 MANIFEST_NAME = "manifest.json"
@@ -391,7 +393,7 @@ def _plan(items: list[tuple[str, str, _Span]], max_samples: int, max_bytes: int)
         shards.append((current[0][0], current))
     named = []
     for split, members in shards:
-        named.append((f"{split}-{index[split]:06d}", members))
+        named.append((shard_name(split, index[split]), members))
         index[split] += 1
     return named
 
@@ -496,15 +498,15 @@ def pack_shards(
     shards: list[ShardInfo] = []
     shard_of: dict[str, str] = {}
     try:
-        for stem, members in _plan(items, max_samples_per_shard, max_shard_bytes):
-            split = members[0][0]
-            sha, size, rows = _write_shard(root, f"{staging}/{stem}.tar", members)
-            write_rows(root, f"{staging}/{stem}.parquet", rows, SIDECAR_SCHEMA)
+        for name, members in _plan(items, max_samples_per_shard, max_shard_bytes):
+            split, sidecar = members[0][0], shard_sidecar_name(name)
+            sha, size, rows = _write_shard(root, f"{staging}/{name}", members)
+            write_rows(root, f"{staging}/{sidecar}", rows, SIDECAR_SCHEMA)
             shards.append(ShardInfo(
-                name=f"{stem}.tar", split=split, n_samples=len(rows), bytes=size, sha256=sha,
-                sidecar=f"{stem}.parquet", sidecar_sha256=root.sha256(f"{staging}/{stem}.parquet"),
+                name=name, split=split, n_samples=len(rows), bytes=size, sha256=sha,
+                sidecar=sidecar, sidecar_sha256=root.sha256(f"{staging}/{sidecar}"),
             ))
-            shard_of.update({row["key"]: f"{stem}.tar" for row in rows})
+            shard_of.update({row["key"]: name for row in rows})
     except BaseException:  # a full disk, a bad clip tar: the published shards stay, and no staging is left
         with contextlib.suppress(Exception):
             root.rm(staging, recursive=True)

@@ -1,4 +1,5 @@
 """Video decode and encode through ffmpeg-python and the ffmpeg binary bundled by imageio-ffmpeg.
+(Over 400 lines: probe, decode and encode share one ffmpeg process model, its stderr reader and its errors.)
 
 Frames are streamed through pipes one at a time, so memory stays bounded whatever the video's length. There is no
 ffprobe in the bundle: `probe` reads the stream header that `ffmpeg -i` prints.
@@ -23,17 +24,23 @@ from typing import IO, Iterator
 import ffmpeg
 import numpy as np
 
-FFMPEG_ENV = "MOTIONPIPE_FFMPEG"
+_ffmpeg: str | None = None  # this process's choice (use_ffmpeg); None: the bundled binary
 # Options that keep ffmpeg off the terminal and make it stop at the first damaged packet.
 _GLOBAL = {"hide_banner": None, "nostdin": None, "loglevel": "error", "xerror": None}
 _STDERR_LINES = 40
 
 
+def use_ffmpeg(exe: str | None) -> None:
+    """Run `exe` for every decode and encode of this process (None: the bundled binary). The settings' choice
+    (MOTIONPIPE_FFMPEG), set once where a process builds its definitions or parses its command line."""
+    global _ffmpeg
+    _ffmpeg = exe or None
+
+
 def ffmpeg_exe() -> str:
-    """The ffmpeg to run: $MOTIONPIPE_FFMPEG, else the binary shipped inside imageio-ffmpeg."""
-    exe = os.environ.get(FFMPEG_ENV)
-    if exe:
-        return exe
+    """The ffmpeg to run: the one `use_ffmpeg` chose, else the binary shipped inside imageio-ffmpeg."""
+    if _ffmpeg:
+        return _ffmpeg
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()

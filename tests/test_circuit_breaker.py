@@ -12,7 +12,8 @@ import pytest
 from assets.ingest.download import DownloadConfig, download_video
 from assets.ingest.http_server import serve_directory
 from assets.ingest.outage import outage_of
-from pipelines.circuit_breaker import CircuitBreaker, breaker_from_env
+from pipelines.circuit_breaker import CircuitBreaker
+from storage.settings import resolve_settings
 
 BOT_CHECK = ("ERROR: [youtube] tpUr8xVxj-w: Sign in to confirm you're not a bot. Use --cookies-from-browser or "
              "--cookies for the authentication.")
@@ -78,10 +79,10 @@ def test_the_breaker_trips_on_a_streak_of_one_cause_only(tmp_path):
 
 
 def test_breaker_setting_from_the_environment():
-    assert breaker_from_env({}).after == 3
-    assert breaker_from_env({"MOTIONPIPE_BREAKER_AFTER": "0"}).after == 0
-    assert breaker_from_env({"MOTIONPIPE_BREAKER_AFTER": "5"}, after=2).after == 2
+    assert resolve_settings({}).breaker_after == 3
+    assert resolve_settings({"MOTIONPIPE_BREAKER_AFTER": "0"}).breaker_after == 0
+    assert resolve_settings({"MOTIONPIPE_BREAKER_AFTER": "5"}, breaker_after=2).breaker_after == 2
     with pytest.raises(ValueError, match="MOTIONPIPE_BREAKER_AFTER: 'x' is not a whole number"):
-        breaker_from_env({"MOTIONPIPE_BREAKER_AFTER": "x"})
+        resolve_settings({"MOTIONPIPE_BREAKER_AFTER": "x"})
     with pytest.raises(ValueError, match=">= 0"):
-        breaker_from_env({"MOTIONPIPE_BREAKER_AFTER": "-1"})
+        resolve_settings({"MOTIONPIPE_BREAKER_AFTER": "-1"})

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assets.clips.geometry import Box, crop_frame, resize_antialiased, square_box, upper_body_box
+from assets.boxes import Box, crop_frame, square_box
+from assets.clips.geometry import resize_antialiased, upper_body_box
 from assets.clips.streaming_chunker import PersonSample
 from assets.clips.video_pass import discover_pass
 from assets.dataset_config import load_dataset_config

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import defs
 
@@ -62,3 +63,24 @@ def test_the_retraining_cron_is_configurable(monkeypatch):
 
     monkeypatch.setenv("MOTIONPIPE_RETRAIN_CRON", "30 1 * * *")
     assert make_definitions().resolve_schedule_def("retrain_schedule").cron_schedule == "30 1 * * *"
+
+
+def test_one_settings_object_feeds_the_definitions_and_their_resources(tmp_path, monkeypatch):
+    from assets.resources import TrainingResource
+    from pipelines.definitions import make_definitions
+    from storage import video
+    from storage.settings import resolve_settings
+
+    monkeypatch.setenv("MOTIONPIPE_FFMPEG", "/opt/custom/ffmpeg")
+    monkeypatch.setenv("MOTIONPIPE_CONFIG_DIR", str(tmp_path))
+    try:
+        built = make_definitions(resolve_settings(data_root=str(tmp_path / "data")))
+        assert video.ffmpeg_exe() == "/opt/custom/ffmpeg"
+        assert built.resources["data_root"].url == str(tmp_path / "data")
+        assert built.resources["training"].config_dir == str(tmp_path)  # the folder that versions the assets
+        given = make_definitions(resolve_settings(), training=TrainingResource(device="cpu"))
+        assert given.resources["training"].config_dir == str(tmp_path)
+        with pytest.raises(ValueError, match="config_dir"):
+            make_definitions(resolve_settings(), training=TrainingResource(config_dir=str(tmp_path / "other")))
+    finally:
+        video.use_ffmpeg(None)

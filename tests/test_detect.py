@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import Detection, DetectorUnavailable
 from assets.detect.detectron2_backend import (
     INSTALL_HINT,
@@ -15,6 +15,7 @@ from assets.detect.detectron2_backend import (
 from assets.detect.mediapipe_backend import MediapipePoseDetector, box_from_landmarks, pose_flags
 from assets.detect.registry import make_detector, resolve_backend
 from assets.detect.base import main_person
+from storage.settings import resolve_settings
 
 OFFSET = (384, 104)  # astronaut (512x512) pasted in the middle of a 1280x720 frame
 # The astronaut as drawn by hand on the photo: hair top to the bottom edge, sleeve to sleeve.
@@ -120,12 +121,10 @@ def test_detectron2_missing_weights_is_a_file_not_found_naming_the_path(tmp_path
     missing = tmp_path / "nope" / "model_final_a6e10b.pkl"
     with pytest.raises(FileNotFoundError, match="model_final_a6e10b.pkl"):
         Detectron2KeypointDetector(weights=missing)
-    monkeypatch.setenv(WEIGHTS_ENV, str(missing))
-    with pytest.raises(FileNotFoundError, match=WEIGHTS_ENV):
-        Detectron2KeypointDetector()
-    monkeypatch.delenv(WEIGHTS_ENV)
+    monkeypatch.setenv(WEIGHTS_ENV, str(missing))  # the library reads no environment: the settings pass it
     with pytest.raises(DetectorUnavailable, match=WEIGHTS_ENV):
         Detectron2KeypointDetector()
+    assert resolve_settings().detectron2_weights == str(missing)
 
 
 @pytest.mark.skipif(detectron2_importable(), reason="detectron2 is installed")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from assets.boxes import Box
 from assets.clips.detection_stats import DetectionStats
-from assets.clips.geometry import Box
 from assets.clips.streaming_chunker import PersonSample
 from assets.clips.video_pass import discover_pass
 from assets.dataset_config import load_dataset_config

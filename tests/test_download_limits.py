@@ -18,7 +18,8 @@ from assets.ingest.download_stage import download_config, is_permanent_failure
 from assets.ingest.errors import ErrorClass
 from assets.ingest.http_server import serve_handler
 from pipelines.cli import main as motionpipe
-from pipelines.resources import downloader_from_env
+from pipelines.resources import downloader_resource
+from storage.settings import resolve_settings
 
 MiB = 1 << 20
 
@@ -93,10 +94,11 @@ def test_limits_come_from_the_dataset_config_then_the_environment():
     assert cfg.download.max_bytes == 4 << 30 and cfg.download.max_seconds == 3600  # bounded by default
     base = download_config(cfg)
     assert (base.max_bytes, base.max_seconds) == (4 << 30, 3600)
-    env = downloader_from_env({"MOTIONPIPE_MAX_DOWNLOAD_BYTES": "500M", "MOTIONPIPE_MAX_DOWNLOAD_SECONDS": "90"})
+    env = downloader_resource(resolve_settings({"MOTIONPIPE_MAX_DOWNLOAD_BYTES": "500M",
+                                                "MOTIONPIPE_MAX_DOWNLOAD_SECONDS": "90"}))
     assert (download_config(cfg, env).max_bytes, download_config(cfg, env).max_seconds) == (500 * MiB, 90)
     with pytest.raises(ValueError, match="MOTIONPIPE_MAX_DOWNLOAD_BYTES: 'lots'"):
-        downloader_from_env({"MOTIONPIPE_MAX_DOWNLOAD_BYTES": "lots"})
+        resolve_settings({"MOTIONPIPE_MAX_DOWNLOAD_BYTES": "lots"})
 
 
 def test_rebuild_records_the_limit_per_video(tmp_path, dagster_home, capsys):

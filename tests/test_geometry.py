@@ -7,18 +7,9 @@ import skimage.data
 import skimage.transform
 from skimage.util import img_as_ubyte
 
-from assets.clips.geometry import (
-    Box,
-    OutOfFrameError,
-    box_inside,
-    consistent_chunk_box,
-    crop_frame,
-    replay_box,
-    replay_frame_range,
-    resize_antialiased,
-    square_box,
-    upper_body_box,
-)
+from assets.boxes import Box, OutOfFrameError, box_inside, crop_frame, square_box
+from assets.clips.geometry import (consistent_chunk_box, replay_box, replay_frame_range, resize_antialiased,
+                                    upper_body_box)
 
 
 # -- Box ---------------------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from assets.ingest.ted_manifest import (
     search_video_ids,
     ted_candidates_from_ids,
     ted_manifest_from_ids,
-    video_disjoint_split,
 )
+from assets.shards.splits import video_disjoint_split
 
 SHARED = Path("/work/shared/manifests")
 HEADER = "video_id,start,end,bbox,fps,width,height,partition"

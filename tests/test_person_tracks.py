@@ -1,7 +1,7 @@
 """Identity between sampled frames (PersonTracker) and chunks per person (TrackChunker), on synthetic boxes."""
 from __future__ import annotations
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.clips.person_tracker import PersonTracker
 from assets.clips.streaming_chunker import PersonSample, StreamingChunker
 from assets.clips.track_chunker import TrackChunker

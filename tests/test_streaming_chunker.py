@@ -1,5 +1,5 @@
 """The streaming chunker's rules on synthetic detections (no pixels needed)."""
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.clips.streaming_chunker import PersonSample, StreamingChunker
 
 

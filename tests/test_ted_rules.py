@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assets.clips.geometry import Box, upper_body_box
+from assets.boxes import Box
+from assets.clips.geometry import upper_body_box
 from assets.clips.streaming_chunker import PersonSample
 from assets.clips.video_pass import discover_pass
 from assets.dataset_config import load_dataset_config

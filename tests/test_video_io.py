@@ -16,7 +16,9 @@ from storage.video import (
     ffmpeg_exe,
     iter_frames,
     probe,
+    use_ffmpeg,
 )
+from storage.settings import resolve_settings
 
 W, H, FPS, N = 160, 120, 25, 50
 
@@ -162,10 +164,15 @@ def test_exact_fps():
         exact_fps(0)
 
 
-def test_ffmpeg_exe_honours_the_environment(monkeypatch):
+def test_ffmpeg_exe_is_the_settings_choice():
     assert os.access(ffmpeg_exe(), os.X_OK)
-    monkeypatch.setenv("MOTIONPIPE_FFMPEG", "/opt/custom/ffmpeg")
-    assert ffmpeg_exe() == "/opt/custom/ffmpeg"
+    chosen = resolve_settings({"MOTIONPIPE_FFMPEG": "/opt/custom/ffmpeg"}).ffmpeg
+    try:
+        use_ffmpeg(chosen)
+        assert ffmpeg_exe() == "/opt/custom/ffmpeg"
+    finally:
+        use_ffmpeg(None)
+    assert os.access(ffmpeg_exe(), os.X_OK)
 
 
 def test_rotated_video_is_probed_and_decoded_upright(tmp_path, clip):

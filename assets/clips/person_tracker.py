@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.clips.streaming_chunker import PersonSample
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 
 # Decides the crop box for a chunk opening on a person box, or None if that box cannot open a chunk.
 CropBoxFn = Callable[[Box], "Box | None"]

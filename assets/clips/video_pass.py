@@ -15,14 +15,15 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from assets.clips.geometry import Box, OutOfFrameError, box_inside, crop_frame, resize_antialiased, square_box, \
-    upper_body_box
+from assets.boxes import Box, OutOfFrameError, box_inside, crop_frame, square_box
+from assets.clips.geometry import resize_antialiased, upper_body_box
 from assets.clips.detection_stats import DetectionStats
 from assets.clips.person_tracker import PersonTracker
 from assets.clips.streaming_chunker import PersonSample, StreamingChunker
 from assets.clips.track_chunker import TrackChunk, TrackChunker
 from assets.dataset_config import DatasetConfig
 from storage.frames import encode_frame
+from storage.ids import ChunkKey
 
 # Called with (key, encoded frames, metadata) when a chunk is accepted.
 SampleSink = Callable[[str, list[bytes], dict], None]
@@ -133,7 +134,7 @@ def discover_pass(
             n = c.end - c.start
             frames_of = pending.pop(c.start, [])
             if c.accepted and len(frames_of) >= n:
-                key = f"{video_id}#{c.start:06d}#{c.end:06d}"
+                key = str(ChunkKey(video_id, c.start, c.end))
                 t0 = time.perf_counter()
                 sink(key, frames_of[:n], _meta(key, c.start, c.end, c.crop_box, n, cfg, {
                     "closed_because": c.reason, "person_box": c.person_box.to_list(), "track": tc.track}))

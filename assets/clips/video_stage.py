@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.boxes import Box
 from assets.clips.detection_stats import DetectionStats
-from assets.clips.geometry import Box, replay_box, replay_frame_range
+from assets.clips.geometry import replay_box, replay_frame_range
 from assets.clips.video_pass import PassResult, ReplayClip, discover_pass, downscale_for, replay_pass
 from assets.clips.streaming_chunker import PersonSample
 from assets.detect.registry import resolve_backend
@@ -90,7 +91,7 @@ def replay_clips_for(cfg: DatasetConfig, root: DataRoot, video_id: str, fps: flo
     for c in read_manifest_clips(root, cfg.name, video_id):
         frames = replay_frame_range(c.start, c.end, c.ref_fps, fps, n_frames if n_frames else 10**12)
         box = replay_box(Box(*c.bbox), c.ref_width, c.ref_height, width, height)
-        out.append(ReplayClip(f"{video_id}#{c.start:06d}#{c.end:06d}", frames, box, c.start, c.end, c.split))
+        out.append(ReplayClip(str(c.key), frames, box, c.start, c.end, c.split))
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Literal, Protocol
 import cv2
 import numpy as np
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 
 Kind = Literal["person", "face"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from assets.clips.geometry import Box, crop_frame, square_box
+from assets.boxes import Box, crop_frame, square_box
 from assets.detect.mediapipe_backend import import_mediapipe, landmark_array, pose_flags
 
 CROP_INCREASE = 0.1  # square_box's growth per side: a square of 1.2 x the box's longer side

@@ -2,7 +2,7 @@
 
 detectron2 is not on PyPI and is not installed by default:
     pip install 'git+https://github.com/facebookresearch/detectron2.git'
-Weights are never downloaded here: pass a local path or set MOTIONPIPE_DETECTRON2_WEIGHTS (the checkpoint
+Weights are never downloaded here: pass a local path (the pipeline passes MOTIONPIPE_DETECTRON2_WEIGHTS; the checkpoint
 `model_final_a6e10b.pkl` of `COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml` from detectron2's model zoo).
 The weights path is checked before detectron2 is imported or any model is built, so a wrong path fails in
 milliseconds and names the path.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import Detection, DetectorUnavailable, check_frame, downscale
 
-WEIGHTS_ENV = "MOTIONPIPE_DETECTRON2_WEIGHTS"
+WEIGHTS_ENV = "MOTIONPIPE_DETECTRON2_WEIGHTS"  # read by storage/settings.py; named in the messages here
 CONFIG_NAME = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
 INSTALL_HINT = "pip install 'git+https://github.com/facebookresearch/detectron2.git'"
 MODEL_ZOO_URL = ("https://dl.fbaipublicfiles.com/detectron2/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x/"
@@ -49,16 +49,15 @@ def coco_body_flags(keypoints: np.ndarray, threshold: float = DEFAULT_KEYPOINT_T
 
 
 def resolve_weights(weights: str | os.PathLike | None) -> Path:
-    """The checkpoint path from the caller, else the environment; FileNotFoundError naming it if absent."""
-    chosen = weights if weights is not None else os.environ.get(WEIGHTS_ENV)
-    if not chosen:
+    """The checkpoint path from the caller; FileNotFoundError naming it if absent."""
+    if not weights:
         raise DetectorUnavailable(
             f"detectron2 Keypoint R-CNN needs local weights: pass weights=... or set {WEIGHTS_ENV} to the "
             f"checkpoint of {CONFIG_NAME} (downloadable from {MODEL_ZOO_URL})")
-    path = Path(chosen).expanduser()
+    path = Path(weights).expanduser()
     if not path.is_file():
-        source = "weights argument" if weights is not None else WEIGHTS_ENV
-        raise FileNotFoundError(f"detectron2 weights not found: {str(path)!r} (from {source})")
+        raise FileNotFoundError(f"detectron2 weights not found: {str(path)!r} (from the weights argument, "
+                                f"or {WEIGHTS_ENV} through the pipeline's settings)")
     return path
 
 

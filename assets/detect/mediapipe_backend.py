@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import Detection, DetectorUnavailable, check_frame, downscale
 
 NOSE, L_EAR, R_EAR, L_SHOULDER, R_SHOULDER = 0, 7, 8, 11, 12

@@ -10,7 +10,7 @@ import os
 from typing import Any, Literal
 
 from assets.detect.base import Detector, DetectorUnavailable
-from assets.detect.detectron2_backend import WEIGHTS_ENV, Detectron2KeypointDetector, detectron2_importable
+from assets.detect.detectron2_backend import Detectron2KeypointDetector, detectron2_importable
 from assets.detect.mediapipe_backend import MediapipePoseDetector
 from assets.detect.ssd_backend import SsdPoseDetector
 from assets.detect.ssd_boxes import ssd_model_files
@@ -29,8 +29,7 @@ def backend_accepts(backend: str, option: str) -> bool:
 
 
 def _detectron2_ready(weights: Any) -> bool:
-    path = weights if weights is not None else os.environ.get(WEIGHTS_ENV)
-    return bool(path) and os.path.isfile(os.path.expanduser(str(path))) and detectron2_importable()
+    return bool(weights) and os.path.isfile(os.path.expanduser(str(weights))) and detectron2_importable()
 
 
 def _ssd_ready() -> bool:

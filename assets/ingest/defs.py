@@ -5,8 +5,9 @@ import dagster as dg
 from assets.dataset_config import load_dataset_config
 from assets.ingest.download_stage import fetch_video
 from assets.ingest.manifest_stage import build_manifest
+from assets.keys import MANIFEST, RAW_VIDEO, dataset_group, dataset_key
+from assets.resources import DataRootResource, DownloaderResource
 from assets.versions import STAGE_VERSIONS
-from pipelines.resources import DataRootResource, DownloaderResource
 
 
 class ManifestConfig(dg.Config):
@@ -18,16 +19,17 @@ class ManifestConfig(dg.Config):
 
 def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[dataset, "manifest"],
-        group_name=dataset,
+        key=dataset_key(dataset, MANIFEST),
+        group_name=dataset_group(dataset),
         code_version=STAGE_VERSIONS["manifest"],
         description=f"Validated {dataset} manifest (videos, clips, rejected rows); registers one partition per video.",
         kinds={"parquet"},
     )
-    def _manifest(context: dg.AssetExecutionContext, config: ManifestConfig,
-                  data_root: DataRootResource) -> dg.MaterializeResult:
+    def _manifest(context: dg.AssetExecutionContext, config: ManifestConfig, data_root: DataRootResource,
+                  downloader: DownloaderResource) -> dg.MaterializeResult:
         cfg = load_dataset_config(dataset)
-        summary = build_manifest(cfg, data_root.get(), source=config.source, limit=config.limit)
+        summary = build_manifest(cfg, data_root.get(), source=config.source, limit=config.limit,
+                                 cache_dir=downloader.cache_dir)
         known = set(context.instance.get_dynamic_partitions(partitions.name))
         new = [v for v in summary.video_ids if v not in known]
         if new:
@@ -51,10 +53,10 @@ def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> 
 
 def raw_video_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[dataset, "raw_video"],
-        deps=[dg.AssetKey([dataset, "manifest"])],
+        key=dataset_key(dataset, RAW_VIDEO),
+        deps=[dataset_key(dataset, MANIFEST)],
         partitions_def=partitions,
-        group_name=dataset,
+        group_name=dataset_group(dataset),
         code_version=STAGE_VERSIONS["download"],
         description="The source video as yt-dlp obtained it, with the format, resolution and fps actually got.",
         kinds={"youtube", "video"},

@@ -15,8 +15,8 @@ from assets.ingest.manifests import (Manifest, ManifestClip, ManifestTables, Man
 from assets.ingest.rejections import rejection_lines
 from storage import paths
 from storage.root import DataRoot
+from storage.settings import default_cache_dir
 
-CACHE_ENV = "MOTIONPIPE_CACHE"
 
 
 class EmptyManifestError(ValueError):
@@ -33,17 +33,13 @@ class ManifestSummary:
     errors: list[RowError]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "motionpipe")
-
-
-def _taichi(cfg: DatasetConfig, source: str | None) -> Manifest:
+def _taichi(cfg: DatasetConfig, source: str | None, cache: Path) -> Manifest:
     from assets.ingest.taichi_manifest import load_taichi_csv
 
     if source is None:
-        return load_taichi_csv(cfg.manifest_url, cache_dir(), expected_md5=cfg.manifest_md5)
+        return load_taichi_csv(cfg.manifest_url, cache, expected_md5=cfg.manifest_md5)
     # A user's own file or URL: accepted whatever its bytes; its md5/sha256 are recorded for lineage.
-    return load_taichi_csv(source, cache_dir(), expected_md5=None)
+    return load_taichi_csv(source, cache, expected_md5=None)
 
 
 def _ted(cfg: DatasetConfig, source: str | None) -> Manifest:
@@ -88,14 +84,14 @@ def load_url_list(path: str) -> Manifest:
     return Manifest("sample", videos, [], errors, str(path), sha256, md5)
 
 
-def _sample(cfg: DatasetConfig, root: DataRoot, source: str | None = None) -> Manifest:
+def _sample(cfg: DatasetConfig, root: DataRoot, source: str | None, cache: Path) -> Manifest:
     """Offline: render the sample videos into a local 'upstream' folder and list them by file:// URL, so they are
     fetched by the same yt-dlp path as YouTube videos. `source`: a `video_id,url` list of one's own videos."""
     from assets.ingest.sample_source import write_sample_videos
 
     if source is not None:
         return load_url_list(source)
-    folder = paths.upstream_dir(root, cfg.name) if root.is_local else str(cache_dir() / "sample-upstream")
+    folder = paths.upstream_dir(root, cfg.name) if root.is_local else str(cache / "sample-upstream")
     videos = write_sample_videos(folder)
     entries = [ManifestVideo(vid, Path(path).resolve().as_uri(), None, None, None, "sample") for vid, path in
                sorted(videos.items())]
@@ -104,12 +100,16 @@ def _sample(cfg: DatasetConfig, root: DataRoot, source: str | None = None) -> Ma
     return Manifest(cfg.name, entries, [], [], "generated offline (scikit-image photographs)", sha256, md5)
 
 
-def load_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None) -> Manifest:
+def load_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> Manifest:
+    """`cache_dir`: where fetched manifests (and a remote root's sample videos) are kept (None: the default,
+    ~/.cache/motionpipe; the pipeline passes the settings' MOTIONPIPE_CACHE)."""
+    cache = Path(cache_dir or default_cache_dir())
     if cfg.name == "taichi":
-        return _taichi(cfg, source)
+        return _taichi(cfg, source, cache)
     if cfg.name == "ted":
         return _ted(cfg, source)
-    return _sample(cfg, root, source)
+    return _sample(cfg, root, source, cache)
 
 
 def limit_manifest(manifest: Manifest, limit: int | None) -> Manifest:
@@ -128,10 +128,11 @@ class ManifestReadError(ValueError):
     """A manifest file that cannot be read as the dataset's format; the message starts with the file."""
 
 
-def read_source(cfg: DatasetConfig, root: DataRoot, source: str | None) -> Manifest:
+def read_source(cfg: DatasetConfig, root: DataRoot, source: str | None,
+                cache_dir: str | os.PathLike | None = None) -> Manifest:
     """``load_manifest``, with every reading error naming the file it is about."""
     try:
-        return load_manifest(cfg, root, source)
+        return load_manifest(cfg, root, source, cache_dir)
     except ValueError as exc:
         if source is None or source in str(exc):
             raise
@@ -151,8 +152,8 @@ def require_videos(manifest: Manifest) -> Manifest:
 
 
 def build_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
-                   limit: int | None = None) -> ManifestSummary:
-    manifest = limit_manifest(require_videos(read_source(cfg, root, source)), limit)
+                   limit: int | None = None, cache_dir: str | os.PathLike | None = None) -> ManifestSummary:
+    manifest = limit_manifest(require_videos(read_source(cfg, root, source, cache_dir)), limit)
     tables = manifest.to_arrow()
     for name, table in (("clips", tables.clips), ("videos", tables.videos), ("errors", tables.errors)):
         with root.open_atomic(paths.manifest_path(root, cfg.name, name)) as f:

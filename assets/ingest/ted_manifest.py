@@ -7,7 +7,6 @@ the taichi csv format. Splits are video-disjoint and decided per id, so adding i
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from assets.ingest.manifests import (
     read_text_file,
     videos_from_clips,
 )
+from assets.shards.splits import video_disjoint_split
 from storage.ids import InvalidIdError, validate_youtube_id, youtube_url
 
 DEFAULT_QUERY = "TED talks"
@@ -227,22 +227,7 @@ def parse_clip_list(path: str | os.PathLike) -> Manifest:
                     sorted(errors + row_errors, key=lambda e: e.row), source, sha256, md5)
 
 
-# --------------------------------------------------------------------------- (d) split + manifest
-
-
-def split_score(video_id: str, seed: int) -> float:
-    """A uniform number in [0, 1) fixed by (seed, id): sha256, never Python's salted `hash`."""
-    digest = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
-
-
-def video_disjoint_split(video_ids: Iterable[str], test_fraction: float = 0.1, seed: int = 0) -> dict[str, str]:
-    """`test` for ids whose score is below `test_fraction`, else `train`: each id decides alone, so the split is
-    video-disjoint by construction and an id keeps its split when others are added or removed. The test share
-    is ≈ test_fraction (binomial), e.g. about 41 of 411 videos at 0.1."""
-    if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
-    return {v: "test" if split_score(v, seed) < test_fraction else "train" for v in dict.fromkeys(video_ids)}
+# --------------------------------------------------------------------------- (d) manifest (split: assets/shards/splits.py)
 
 
 def ted_manifest_from_ids(video_ids: Iterable[str], source: str, errors: Iterable[RowError] = (),

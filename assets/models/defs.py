@@ -20,7 +20,7 @@ from training.run_params import PARAMS_FILE, config_path, load_params
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.models.scoring import metric_problems, score_model, score_no_motion
 from assets.versions import MODEL_STAGE_VERSIONS
-from pipelines.resources import DataRootResource, TrainingResource
+from assets.resources import DataRootResource, TrainingResource
 from storage import paths
 
 # Retrain / re-score what went stale: a dependency got new data, or this asset's code version (config) changed.
@@ -47,9 +47,10 @@ def _config_hash(model: str, dataset: str, config_dir: str | None) -> str:
 
 def _lineage_metadata(published: Path) -> dict:
     """The checkpoint's lineage as the Dagster UI shows it: data version, code, and the ids it trained on."""
-    from pipelines.lineage import checkpoint_lineage
+    from storage.lineage import checkpoint_lineage
+    from training.checkpoint import load_checkpoint
 
-    trail = checkpoint_lineage(published)
+    trail = checkpoint_lineage(published, load_checkpoint(published))
     version = (trail.get("dataset") or {}).get("version") or {}
     videos = [v["video_id"] for v in trail.get("videos", [])]
     return {

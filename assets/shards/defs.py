@@ -3,11 +3,13 @@
 import dagster as dg
 
 from assets.dataset_config import load_dataset_config
+from assets.keys import (CATALOG, CLIPS, COVERAGE, RAW_VIDEO, SHARDS, catalog_and_shards_name, dataset_group,
+                         dataset_key)
+from assets.resources import DataRootResource
 from assets.shards.build import build_dataset
 from assets.shards.checks import run_checks
 from assets.shards.coverage import compute_coverage, coverage_markdown
 from assets.versions import STAGE_VERSIONS
-from pipelines.resources import DataRootResource
 
 CHECKS = {
     "videos_disjoint_splits": "No video has chunks in both train and test.",
@@ -23,19 +25,20 @@ class PublishConfig(dg.Config):
 
 
 def dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    clips = dg.AssetKey([dataset, "clips"])
-    catalog_key, shards_key = dg.AssetKey([dataset, "catalog"]), dg.AssetKey([dataset, "shards"])
+    clips = dataset_key(dataset, CLIPS)
+    catalog_key, shards_key = dataset_key(dataset, CATALOG), dataset_key(dataset, SHARDS)
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(catalog_key, deps=[clips, dg.AssetKey([dataset, "raw_video"])], group_name=dataset,
-                         code_version=STAGE_VERSIONS["shards"], kinds={"parquet"},
+            dg.AssetSpec(catalog_key, deps=[clips, dataset_key(dataset, RAW_VIDEO)],
+                         group_name=dataset_group(dataset), code_version=STAGE_VERSIONS["shards"], kinds={"parquet"},
                          description="Parquet catalog: one row per video (status, error, format) and per chunk."),
-            dg.AssetSpec(shards_key, deps=[clips], group_name=dataset, code_version=STAGE_VERSIONS["shards"],
+            dg.AssetSpec(shards_key, deps=[clips], group_name=dataset_group(dataset),
+                         code_version=STAGE_VERSIONS["shards"],
                          kinds={"webdataset"}, description="WebDataset tar shards per split, with sidecars."),
         ],
         check_specs=[dg.AssetCheckSpec(name, asset=shards_key, description=d) for name, d in CHECKS.items()],
-        name=f"{dataset}_catalog_and_shards",
+        name=catalog_and_shards_name(dataset),
         can_subset=False,
     )
     def _catalog_and_shards(context: dg.AssetExecutionContext, config: PublishConfig, data_root: DataRootResource):
@@ -58,9 +61,9 @@ def dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
                                                 "checked": result.checked})
 
     @dg.asset(
-        key=[dataset, "coverage"],
+        key=dataset_key(dataset, COVERAGE),
         deps=[catalog_key, shards_key],
-        group_name=dataset,
+        group_name=dataset_group(dataset),
         code_version=STAGE_VERSIONS["coverage"],
         description="What of the manifest was rebuilt, what was not, and why.",
     )

@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.resources import TrainingResource
 from pipelines.definitions import make_definitions
-from pipelines.resources import DataRootResource, TrainingResource
 from storage.root import sha256_file
+from storage.settings import Settings, resolve_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 REPO = Path(__file__).resolve().parents[2]
@@ -58,8 +59,8 @@ class Env:
     def defs(self, **training) -> dg.Definitions:
         resource = TrainingResource(device="cpu", params_file=str(self.params), config_dir=str(self.config_dir),
                                     **training)
-        return make_definitions(params_file=str(self.params), config_dir=str(self.config_dir),
-                                data_root=DataRootResource(url=str(self.root)), training=resource)
+        settings = Settings(data_root=str(self.root), params_file=str(self.params), config_dir=str(self.config_dir))
+        return make_definitions(settings, training=resource)
 
     def materialize(self, keys, defs: dg.Definitions | None = None) -> dg.ExecuteInProcessResult:
         defs = defs or self.defs()
@@ -228,7 +229,7 @@ def test_multiprocess_executor_runs_the_model_assets(env):
 def _multiprocess_job():
     """Module-level, so the executor's child processes can rebuild the job from this file."""
     params = os.environ["MOTIONPIPE_TEST_PARAMS"]
-    defs = make_definitions(params_file=params, training=TrainingResource(device="cpu", params_file=params))
+    defs = make_definitions(resolve_settings(params_file=params), training=TrainingResource(device="cpu"))
     job = dg.define_asset_job("mp", selection=dg.AssetSelection.assets(
         evaluation_key("sample", "fomm"), evaluation_key("sample", "mraa"), "leaderboard"),
         executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}))

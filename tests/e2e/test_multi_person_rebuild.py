@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from assets.boxes import Box, crop_frame
 from assets.clips.contact_sheet import SheetRow, contact_sheet
-from assets.clips.geometry import Box, crop_frame, resize_antialiased
+from assets.clips.geometry import resize_antialiased
 from pipelines.rebuild import rebuild
 from storage.frames import decode_frame, encode_frame
 from storage.video import iter_frames

@@ -1,0 +1,33 @@
+"""One settings object: flags over the environment over defaults, and every MOTIONPIPE_* variable listed once."""
+import re
+from pathlib import Path
+
+import pytest
+
+from storage.settings import ENV_VARS, Settings, resolve_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_flags_win_over_the_environment_which_wins_over_defaults():
+    env = {"MOTIONPIPE_DATA_ROOT": "/env/data", "MOTIONPIPE_PARAMS": "/env/params.yaml",
+           "MOTIONPIPE_NPROC_PER_NODE": "4", "MOTIONPIPE_MAX_DOWNLOAD_BYTES": "2M", "MOTIONPIPE_PROXY": ""}
+    s = resolve_settings(env, data_root="/flag/data", device=None)
+    assert s.data_root == "/flag/data"  # flag
+    assert (s.params_file, s.nproc_per_node, s.max_download_bytes) == ("/env/params.yaml", 4, 2 << 20)  # env
+    assert (s.device, s.proxy, s.config_dir) == ("auto", None, None)  # defaults (an empty value is unset)
+    assert resolve_settings({}) == Settings()
+    with pytest.raises(ValueError, match="MOTIONPIPE_NNODES: '0' is not a whole number >= 1"):
+        resolve_settings({"MOTIONPIPE_NNODES": "0"})
+
+
+def test_every_motionpipe_variable_in_the_code_is_listed_with_its_meaning():
+    listed = {v.name for v in ENV_VARS}
+    assert all(v.meaning for v in ENV_VARS)
+    assert {v.field for v in ENV_VARS if v.field} <= set(Settings.__dataclass_fields__)
+    used = set()
+    for folder in ("assets", "pipelines", "storage", "training"):
+        for path in (REPO / folder).rglob("*.py"):
+            used |= set(re.findall(r"MOTIONPIPE_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+    used = {"MOTIONPIPE_RULES_<DATASET>" if u == "MOTIONPIPE_RULES" else u for u in used}
+    assert used - listed == set(), "add these to storage/settings.py ENV_VARS"
