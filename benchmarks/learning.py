@@ -7,8 +7,8 @@ no-motion baseline on held-out videos in L1, and its keypoints must follow the m
 Per model: steps, batch, training wall time, L1 of the model and of the no-motion baseline (the source frame as
 every prediction) on the held-out test videos and their ratio (below 1 beats it), and the Pearson correlation and
 gain of the keypoints' mean displacement against the object's true displacement; the same for the freshly
-initialised model. See ``training.learning_check`` for the
-protocol and ``training.known_motion`` for the videos. Needs torch, numpy, yaml and pydantic only (no Dagster,
+initialised model. See ``training.loop.learning_check`` for the
+protocol and ``training.loop.known_motion`` for the videos. Needs torch, numpy, yaml and pydantic only (no Dagster,
 no video stack), so a bare GPU machine with this checkout runs it too (``--device cuda``).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from training.config import load_config  # noqa: E402
-from training.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
+from training.loop.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
                                      learning_check)
 
 MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")

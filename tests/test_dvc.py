@@ -80,4 +80,4 @@ def test_dvcignore_keeps_bytecode_out_of_code_dependencies():
     ignore = DvcIgnoreFilter(LocalFileSystem(), str(root))
     for path in ("training/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v"):
         assert ignore.is_ignored(LocalFileSystem(), str(root / path)), path
-    assert not ignore.is_ignored(LocalFileSystem(), str(root / "training/grids.py"))
+    assert not ignore.is_ignored(LocalFileSystem(), str(root / "training/models/grids.py"))

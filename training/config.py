@@ -74,7 +74,7 @@ class DatasetParams(Strict):
 
 
 class TransformParams(Strict):
-    """Random affine + TPS of the equivariance losses (``training.transforms.RandomTps``)."""
+    """Random affine + TPS of the equivariance losses (``training.models.transforms.RandomTps``)."""
     sigma_affine: float = Field(ge=0)
     sigma_tps: float = Field(ge=0)
     points_tps: int = Field(ge=1)
@@ -259,7 +259,7 @@ def load_config(path: str | Path) -> Config:
 # -----------------------------------------------------------------------------
 # the warping convention (model_params.align_corners) across checkpoints
 
-# The grid_sample convention each official repository's weights were trained with (training/grids.py says why).
+# The grid_sample convention each official repository's weights were trained with (training/models/grids.py says why).
 OFFICIAL_ALIGN_CORNERS = {"fomm": True, "monkeynet": True, "tpsmm": True, "mraa": False}
 # motionpipe checkpoints written before the field existed were all trained with True.
 LEGACY_ALIGN_CORNERS = True

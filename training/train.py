@@ -26,7 +26,7 @@ import torch
 
 from training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_networks
 from training.config import Config, ConfigError, config_hash, load_config, require_same_convention
-from training.trainer import DistContext, Schedule, Trainer, TrainOptions, init_distributed, shutdown_distributed
+from training.loop.trainer import DistContext, Schedule, Trainer, TrainOptions, init_distributed, shutdown_distributed
 
 log = logging.getLogger("motionpipe.train")
 
@@ -160,7 +160,7 @@ def build_data(args, cfg: Config, schedule: Schedule, ctx: DistContext, batch: i
                               schedule.num_repeats, ctx.rank, ctx.world_size)
         return data, {"dataset": "synthetic", "num_videos": args.synthetic}
     from storage.root import DataRoot
-    from training.data import build_loader  # lazily: only real runs need the shard reader
+    from training.loop.data import build_loader  # lazily: only real runs need the shard reader
     workers = args.workers if args.workers is not None else (
         cfg.train.dataloader_workers if args.stage == "main" else cfg.train_avd.dataloader_workers)
     # uint8 batches: a quarter of the bytes through worker queues and the host-to-device copy (the trainer

@@ -102,7 +102,7 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
 def _run_losses(plan: TrainingPlan, completed) -> list[float | None]:
     """Every loss window the run ever logged (its TensorBoard scalars, across resumes: a re-materialization that
     had nothing left to train still checks the whole run), else what this launch reported over Pipes."""
-    from training.curves import NoEventsError, load_scalars
+    from training.reporting.curves import NoEventsError, load_scalars
     try:
         series = load_scalars(plan.run_dir / "tensorboard")
         return [v for tag, points in series.items() if tag.startswith("loss/") for _, v in points]
@@ -225,7 +225,7 @@ def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
     )
     def _no_motion(context: dg.AssetExecutionContext, data_root: DataRootResource,
                    training: TrainingResource) -> dg.MaterializeResult:
-        from training.data import load_split_index
+        from training.loop.data import load_split_index
         root = data_root.get()
         scores = score_no_motion(root, dataset, training.params(dataset), device=training.torch_device())
         size = max(c.height for c in load_split_index(root, dataset, "test").chunks)
@@ -243,7 +243,7 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
                           f"relative and AVD mode, side by side: MP4, GIF and a contact sheet per pair.")
     def _samples(context: dg.AssetExecutionContext, data_root: DataRootResource,
                  training: TrainingResource) -> dg.MaterializeResult:
-        from training.sample_render import ModelCheckpoints, render_samples
+        from training.evaluation.sample_render import ModelCheckpoints, render_samples
         root = data_root.get()
         params = training.params(dataset)
         checkpoints = [ModelCheckpoints(m, Path(paths.published_checkpoint(root, dataset, m, "main")),
@@ -269,7 +269,7 @@ def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -
               description="Every scored model beside the published number of its paper and the no-motion baseline "
                           "(Markdown + DVC metrics JSON); only numbers from the same extractor are ever compared.")
     def _leaderboard(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
-        from training.leaderboard import build_leaderboard, collect_results
+        from training.reporting.leaderboard import build_leaderboard, collect_results
         root = data_root.get()
         results, sources = collect_results(root)
         board = build_leaderboard(results, sources)

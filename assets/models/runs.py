@@ -168,7 +168,7 @@ def publish_checkpoint(checkpoint: Path, plan: TrainingPlan) -> Published:
 
 def write_run_curves(plan: TrainingPlan):
     """The main stage's training curves beside its published checkpoint (PNG, and CSV for `dvc plots`)."""
-    from training.curves import NoEventsError, write_curves
+    from training.reporting.curves import NoEventsError, write_curves
     try:
         return write_curves(plan.run_dir / "tensorboard", str(plan.published.parent),
                             title=f"{plan.model} on {plan.dataset} ({plan.config})")

@@ -43,7 +43,7 @@ def _previous(out_dir: Path, made_by: dict, content_hash: str, params: RunParams
 
 def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, device: str = "cpu") -> Scores:
     """Reconstruct and score ``dataset``'s test split with the published main checkpoint of ``model``."""
-    from training.evaluate import CACHE, evaluate_checkpoint, evaluations_dir
+    from training.evaluation.evaluate import CACHE, evaluate_checkpoint, evaluations_dir
 
     base = local_base(root)
     checkpoint = Path(paths.published_checkpoint(root, dataset, model, "main"))
@@ -65,8 +65,8 @@ def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, dev
 def score_no_motion(root: DataRoot, dataset: str, params: RunParams, device: str = "cpu") -> Scores:
     """The no-motion baseline (each chunk's source frame as every prediction) on ``dataset``'s test split, scored
     like the models (same chunks, extractors and extractor cache); reused while the data and settings are the same."""
-    from training.evaluate import CACHE, evaluate_no_motion, evaluations_dir
-    from training.no_motion import NO_MOTION
+    from training.evaluation.evaluate import CACHE, evaluate_no_motion, evaluations_dir
+    from training.evaluation.no_motion import NO_MOTION
 
     base = local_base(root)
     out_dir = Path(paths.evaluation_dir(root, dataset, NO_MOTION))

@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from training import blocks, grids, losses, vgg
+from training.models import blocks, grids, losses, vgg
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
-from training.transforms import RandomTps
+from training.models.transforms import RandomTps
 
 
 # --- grids ---------------------------------------------------------------------------------------

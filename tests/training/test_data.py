@@ -21,7 +21,7 @@ from storage.catalog import CHUNKS_SCHEMA, ChunkRow, write_rows
 from storage.frames import encode_frame
 from storage.root import DataRoot
 from storage.shards import ClipTarWriter, pack_shards
-from training.augment import (
+from training.loop.augment import (
     Jitter,
     PairAugmentation,
     adjust_brightness,
@@ -32,7 +32,7 @@ from training.augment import (
     rgb_to_hsv,
 )
 from training.config import AugmentationParams, JitterParams, load_config
-from training.data import (
+from training.loop.data import (
     DataError,
     EvalFrames,
     PairDataset,

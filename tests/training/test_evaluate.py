@@ -21,11 +21,11 @@ from storage.shards import iter_tar_samples
 from tests.training.test_data import DATASET, N_FRAMES, STARTS, TEST, TRAIN, build_dataset, painted
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import load_config
-from training.data import load_split_index
-from training.evaluate import CACHE, add_evaluate_parser, evaluate_checkpoint, evaluate_videos
+from training.loop.data import load_split_index
+from training.evaluation.evaluate import CACHE, add_evaluate_parser, evaluate_checkpoint, evaluate_videos
 from training.extractors.mediapipe_pose import MediapipePose33
 from training.metrics import FrameCountMismatch
-from training.trainer import Trainer, TrainOptions
+from training.loop.trainer import Trainer, TrainOptions
 
 KEYS = [f"{TEST[0]}#{s:06d}#{s + N_FRAMES:06d}" for s in STARTS]
 MP = "mediapipe-pose33"

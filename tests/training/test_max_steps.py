@@ -5,7 +5,7 @@ import logging
 
 from tests.training.test_trainer import options, tiny_config
 from training.train import SyntheticPairs
-from training.trainer import Trainer
+from training.loop.trainer import Trainer
 
 
 def test_max_steps_past_the_last_epoch_says_why_it_stopped_early(tmp_path, monkeypatch, caplog):

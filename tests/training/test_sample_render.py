@@ -21,12 +21,12 @@ from PIL import Image
 from storage import paths
 from storage.root import DataRoot
 from storage.video import iter_frames, probe
-from training.animate import load_animator
+from training.evaluation.animate import load_animator
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import DataError, FrameReader, load_split_index
-from training.sample_render import (ModelCheckpoints, add_samples_parser, animate_with_points, detect_points,
+from training.loop.data import DataError, FrameReader, load_split_index
+from training.evaluation.sample_render import (ModelCheckpoints, add_samples_parser, animate_with_points, detect_points,
                                     render_samples)
-from training.samples import HEADER_PX, choose_pairs
+from training.evaluation.samples import HEADER_PX, choose_pairs
 
 pytestmark = pytest.mark.slow
 

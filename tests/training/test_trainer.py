@@ -15,8 +15,8 @@ import yaml
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
 from training.train import SyntheticPairs
-from training.trainer import Trainer, TrainOptions
-from training.visualize import draw_keypoints, make_grid
+from training.loop.trainer import Trainer, TrainOptions
+from training.reporting.visualize import draw_keypoints, make_grid
 
 def tiny_config(name: str, **train_overrides):
     """A sample config with ``train`` fields replaced (``loss_weights`` merged key by key)."""
@@ -117,7 +117,7 @@ def test_checkpoint_is_self_describing(fomm_runs):
 
 def test_a_resumed_run_keeps_every_logged_step(fomm_runs):
     """The split run (2 steps, then resumed for 2 more) logs steps 1-4 once each, as the run in one go."""
-    from training.curves import load_scalars
+    from training.reporting.curves import load_scalars
     split = load_scalars(fomm_runs["tmp"] / "split" / "tensorboard")
     full = load_scalars(fomm_runs["tmp"] / "full" / "tensorboard")
     assert [step for step, _ in split["loss/total"]] == [1, 2, 3, 4]
@@ -264,7 +264,7 @@ def test_random_vgg_needs_explicit_permission(tmp_path):
     cfg = tiny_config("fomm", allow_random_vgg=False)
     with pytest.raises(FileNotFoundError, match="VGG-19"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False))
-    from training.vgg import Vgg19
+    from training.models.vgg import Vgg19
     with pytest.raises(ValueError, match="allow_random_vgg"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False), vgg=Vgg19())
     # The config may ask for it (the offline sample configs do); the checkpoint then records it.

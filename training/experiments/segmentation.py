@@ -6,7 +6,7 @@ heatmaps are the region predictor's softmax outputs, each summing to 1 over its 
 means something at their own resolution (e.g. 58x58 for a 256x256 frame: a quarter of the frame, less the 7x7
 valid convolution). Labels are therefore computed there and only then resized to the frame, by nearest
 neighbour in the models' coordinate convention (heatmap pixel i of h sits at 2i/(h-1) - 1, as the region
-predictor's own means and covariances place it: training/grids.py).
+predictor's own means and covariances place it: training/models/grids.py).
 
 Labels: 0 is the background, k + 1 the region k of the model (1..K), the numbers ``motionpipe animate --mode
 part-swap --parts`` takes.
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from training.visualize import palette
+from training.reporting.visualize import palette
 
 BACKGROUND_THRESHOLD = 1e-3
 
@@ -70,7 +70,7 @@ def segment_frames(animator, frames: Iterable, batch_size: int = 16,
                    threshold: float = BACKGROUND_THRESHOLD) -> Iterator[torch.Tensor]:
     """Labels (n, h, w) at the heatmap resolution, ``batch_size`` frames at a time (uint8 or tensor frames as
     ``Animator.to_tensor`` takes them)."""
-    from training.animate import _chunks
+    from training.evaluation.animate import _chunks
 
     for chunk in _chunks(frames, batch_size):
         yield segment_heatmaps(region_heatmaps(animator, animator.to_tensor(chunk)), threshold).cpu()
@@ -159,7 +159,7 @@ def segment_command(args) -> int:
     import itertools
 
     from storage.video import CorruptVideoError, VideoWriter, iter_frames, probe
-    from training.animate import load_animator, read_image
+    from training.evaluation.animate import load_animator, read_image
 
     t0 = time.perf_counter()
     if args.batch_size < 1:

@@ -18,7 +18,7 @@ import torch.nn as nn
 from pydantic import Field
 
 from training.config import Strict
-from training.grids import inverse_2x2
+from training.models.grids import inverse_2x2
 
 
 class AVDParams(Strict):

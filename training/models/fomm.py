@@ -15,14 +15,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
                              SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
+from training.models.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
                             resize_flow, warp, warp_each)
-from training.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
+from training.models.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
                              lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
-from training.transforms import RandomTps
+from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------
 # config
@@ -73,7 +73,7 @@ class DiscriminatorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp; True is what the official weights were trained with (torch 1.0's
-    # behaviour). Required: see training/grids.py.
+    # behaviour). Required: see training/models/grids.py.
     align_corners: bool
     common: CommonParams
     kp_detector: KPDetectorParams

@@ -11,7 +11,7 @@ Reference behaviour: snap-research/articulated-animation @ 9b5de78, config/taich
 torch 1.4 it pins. Two conventions of that environment are part of what its weights learned, and both are
 reproduced here (a converted official checkpoint gives the official frames in every mode):
 - ``grid_sample`` without ``align_corners`` meant False in torch 1.4, so ``model_params.align_corners`` is
-  False in MRAA configs (training/grids.py explains the effect).
+  False in MRAA configs (training/models/grids.py explains the effect).
 - Each region's affine is U diag(sqrt S) from ``torch.svd`` of its 2x2 covariance on the CPU (LAPACK
   ``gesdd``). The signs of U's columns are LAPACK's, not a free choice: in the generator they cancel between
   source and driving, but the AVD network was trained on them and predicts affines with the same signs, so AVD
@@ -28,15 +28,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
                              SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
+from training.models.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
                             inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous, warp,
                             warp_each)
-from training.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
+from training.models.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
 from training.models.avd import AVDParams
-from training.transforms import RandomTps
+from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------
 # config
@@ -82,7 +82,7 @@ class GeneratorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp: False is what the official weights were trained with (torch 1.4's
-    # default, never overridden there). Required: see training/grids.py.
+    # default, never overridden there). Required: see training/models/grids.py.
     align_corners: bool
     num_regions: int = Field(ge=1)
     num_channels: int = 3

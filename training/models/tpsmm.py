@@ -20,13 +20,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
                              SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
-from training.losses import equivariance_value_loss, perceptual_pyramid_loss
+from training.models.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
+from training.models.losses import equivariance_value_loss, perceptual_pyramid_loss
 from training.models.avd import AVDParams
-from training.transforms import RandomTps
+from training.models.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper
 
@@ -63,7 +63,7 @@ class GeneratorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp; the official code passes True explicitly. Required: see
-    # training/grids.py.
+    # training/models/grids.py.
     align_corners: bool
     common: CommonParams
     generator: GeneratorParams

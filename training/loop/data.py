@@ -37,7 +37,7 @@ from storage.catalog import CHUNKS_SCHEMA, SPLITS, read_table
 from storage.frames import decode_frame
 from storage.shards import FRAME_ENTRY, MANIFEST_NAME, SIDECAR_SCHEMA, read_shard_manifest
 from storage.root import DataRoot
-from training.augment import PairAugmentation
+from training.loop.augment import PairAugmentation
 from training.config import AugmentationParams, Config
 
 _ORDER_STREAM = 0  # SeedSequence tags: the epoch permutation and per-item draws never share a stream
@@ -183,7 +183,7 @@ def _scan_sample(f: IO[bytes], ref: ChunkRef) -> np.ndarray:
 
 
 def _planar(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 (as decoded) -> contiguous 3xHxW uint8 (the layout of the tensors and of `training.augment`)."""
+    """HxWx3 uint8 (as decoded) -> contiguous 3xHxW uint8 (the layout of the tensors and of `training.loop.augment`)."""
     return np.stack(cv2.split(rgb))  # a strided numpy transpose is several times slower
 
 

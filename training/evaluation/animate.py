@@ -16,7 +16,7 @@ Frames are processed ``batch_size`` at a time; the source's parameters are compu
 mode, so BatchNorm uses its running statistics and batching does not change the result.
 
 Checkpoints: our own (``training.checkpoint``) carry their config, and the AVD network comes from the separate
-AVD-stage checkpoint; an official one needs ``--config`` and goes through ``training.convert``.
+AVD-stage checkpoint; an official one needs ``--config`` and goes through ``training.models.convert``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import torch
 import torch.nn as nn
 
 from training.config import load_config, upgrade_embedded_config, validate_config
-from training.convert import (CheckpointMismatchError, build_avd_network, build_inference_model,
+from training.models.convert import (CheckpointMismatchError, build_avd_network, build_inference_model,
                               convert_official, detect_layout, is_motionpipe_checkpoint, load_official,
                               read_checkpoint)
-from training.grids import inverse_2x2
+from training.models.grids import inverse_2x2
 
 log = logging.getLogger(__name__)
 

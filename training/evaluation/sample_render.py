@@ -1,10 +1,10 @@
 """Render the animation samples of a dataset: every model animates the same (source, driving) test pairs.
 
-For a fixed set of pairs (``training.samples.choose_pairs`` over the test split's chunk keys: the same dataset,
+For a fixed set of pairs (``training.evaluation.samples.choose_pairs`` over the test split's chunk keys: the same dataset,
 keys and seed give the same pairs), the source frame and the driving chunk are read from the published shards and
 each model animates the source in ``relative`` mode and, where it has an AVD network, in ``avd`` mode. Columns:
 source, driving, then ``<model>/relative`` and ``<model>/avd``; written per pair as an MP4, a GIF and a
-contact-sheet PNG by ``training.samples.write_sample``.
+contact-sheet PNG by ``training.evaluation.samples.write_sample``.
 
 Overlays, as the official visualiser draws them: each output column shows, per frame, the keypoints / region
 centres that drove its generator (the relative-mode points p_d - p_d0 + p_s, or what the AVD network produced), so
@@ -32,9 +32,9 @@ import torch
 from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, read_table
 from storage.root import DataRoot
-from training.animate import Animator, load_animator, to_uint8
-from training.data import DataError, FrameReader, SplitIndex, load_split_index
-from training.samples import SampleFiles, SamplePair, choose_pairs, sample_streams, write_sample
+from training.evaluation.animate import Animator, load_animator, to_uint8
+from training.loop.data import DataError, FrameReader, SplitIndex, load_split_index
+from training.evaluation.samples import SampleFiles, SamplePair, choose_pairs, sample_streams, write_sample
 
 SPLIT = "test"
 DEFAULT_FPS = 25.0
@@ -196,7 +196,7 @@ def detect_points(animator: Animator, frames: np.ndarray, batch_size: int = 16) 
 
 def avd_run_dir(data_root: Path, model: str, dataset: str) -> Path:
     """``runs/<model>-<dataset>-avd``: the AVD stage's run folder, beside the main stage's ``run_dir``."""
-    from training.evaluate import run_dir
+    from training.evaluation.evaluate import run_dir
 
     main = run_dir(data_root, model, dataset)
     return main.with_name(f"{main.name}-avd")
@@ -211,7 +211,7 @@ def find_model_checkpoints(data_root: Path, model: str, dataset: str) -> ModelCh
     the run) and the AVD-stage one from the same place: the published ``avd.pt`` beside a published ``main.pt``,
     else the newest under ``avd_run_dir``; None when there is none."""
     from training.checkpoint import latest_checkpoint
-    from training.evaluate import newest_checkpoint
+    from training.evaluation.evaluate import newest_checkpoint
 
     main = newest_checkpoint(data_root, model, dataset)
     if main.resolve() == _published(data_root, model, dataset, "main").resolve():
@@ -225,7 +225,7 @@ def trained_models(data_root: Path, dataset: str) -> list[str]:
     order."""
     from training.checkpoint import list_checkpoints
     from training.config import MODELS
-    from training.evaluate import run_dir
+    from training.evaluation.evaluate import run_dir
 
     return [m for m in MODELS if _published(data_root, m, dataset, "main").is_file()
             or list_checkpoints(run_dir(data_root, m, dataset) / "checkpoints")]

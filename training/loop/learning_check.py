@@ -11,7 +11,7 @@
    the object only with r > 0.5 and a gain > 0.25.
 
 Training is the real loop (``Trainer.fit``) with the model's own config; only the data differ
-(``training.known_motion``). The config's epoch schedule (LR milestones, TPSMM's dropout and background
+(``training.loop.known_motion``). The config's epoch schedule (LR milestones, TPSMM's dropout and background
 warm-up) is spread over the requested number of steps. Needs torch, numpy, yaml and pydantic only.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.animate import ADAPTERS, Animator
+from training.evaluation.animate import ADAPTERS, Animator
 from training.config import Config
-from training.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos
-from training.trainer import Trainer, TrainOptions
+from training.loop.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos
+from training.loop.trainer import Trainer, TrainOptions
 
 
 @dataclass(frozen=True)

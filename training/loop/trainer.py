@@ -25,7 +25,7 @@ trained on are skipped (by the loader itself when its ``set_epoch`` takes ``skip
 them), and the RNG states are restored at the point they were saved: before iterating when the checkpoint
 fell on an epoch end, after skipping otherwise. The data iterable therefore must derive its order and
 augmentation from (seed, epoch, index), not from the global RNG at the moment it is iterated
-(``training.data`` does; a plain DataLoader needs its own ``generator``).
+(``training.loop.data`` does; a plain DataLoader needs its own ``generator``).
 """
 
 from __future__ import annotations
@@ -381,7 +381,7 @@ class Trainer:
         self.vgg = vgg if vgg is not None or model is None else getattr(model, "vgg", None)
         if model is None:
             if self.vgg is None and self._needs_vgg():
-                from training.vgg import load_vgg19
+                from training.models.vgg import load_vgg19
                 self.vgg = load_vgg19(options.vgg_weights, allow_random=allow_random_vgg)
             from training.models import build_model
             model = build_model(cfg, vgg=self.vgg)
@@ -733,7 +733,7 @@ class Trainer:
             bar.set_postfix(pairs_s=f"{logged['perf/pairs_per_s']:.1f}", loss=f"{logged['loss/total']:.4g}",
                             epoch=self.epoch)
         if o.image_every and self.step % o.image_every == 0 and self._writer is not None:
-            from training.visualize import make_grid
+            from training.reporting.visualize import make_grid
             self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
                                    dataformats="HWC")
         return logged

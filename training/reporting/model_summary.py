@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from training.blocks import count_parameters
+from training.models.blocks import count_parameters
 from training.config import CONFIG_DIR, load_config
-from training.convert import build_avd_network
+from training.models.convert import build_avd_network
 from training.models import build_model
 
 M = 1e6
@@ -56,7 +56,7 @@ class Row:
 
 def count_config(cfg) -> list[Row]:
     """Per-network parameter counts of ``cfg`` (+ AVD where the model has one) and the total without D/AVD."""
-    from training.vgg import Vgg19
+    from training.models.vgg import Vgg19
 
     with torch.device("meta"):
         model = build_model(cfg, vgg=Vgg19())

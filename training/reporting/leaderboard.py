@@ -5,7 +5,7 @@ A published number is shown as comparable only when our label names the extracto
 (``AKD[mediapipe-pose33]``) is kept in the table but marked "not comparable (extractor X)" and gets no difference,
 so an offline stand-in is never read as a reproduction or a regression.
 
-The no-motion baseline (``training.no_motion``: each chunk's source frame as every prediction, scored on the same
+The no-motion baseline (``training.evaluation.no_motion``: each chunk's source frame as every prediction, scored on the same
 chunks) is a row of its own per dataset, listed first; every model row of a metric the baseline has gets the ratio
 ours / no motion (below 1: better than not moving at all).
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from storage.root import DataRoot
-from training.no_motion import NO_MOTION_NAME
-from training.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
+from training.evaluation.no_motion import NO_MOTION_NAME
+from training.reporting.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
 
 EVALUATIONS_DIR = "evaluations"
 METRICS_FILE = "metrics.json"

@@ -23,7 +23,7 @@ Outputs under ``out_dir``:
                           used and skipped with the reason, motionpipe version) and every metric's summary.
 
 ``evaluate_no_motion`` scores the no-motion baseline (each chunk's frame 0 as every prediction,
-``training.no_motion``) through the same path, so it has the same outputs and metrics as a model
+``training.evaluation.no_motion``) through the same path, so it has the same outputs and metrics as a model
 (``motionpipe evaluate no-motion --dataset D``).
 
 Extractor outputs on the REAL frames are cached in ``cache_dir`` (default ``out_dir/extractor-cache``) as
@@ -55,13 +55,13 @@ from storage.frames import encode_frame
 from storage.paths import evaluation_dir, published_checkpoint
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
-from training.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
+from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
 from training.extractors import (Extractor, WeightsNotFound, as_uint8_frames, extractor_class, extractor_spec,
                                  get_extractor)
 from training.metrics import (Embeddings, Keypoints, MetricResult, aed_per_frame, akd_per_frame, frame_l1,
                               l1_from_frames, mkr_per_frame, pool)
 from training.metrics.result import check_same_length
-from training.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
+from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
                         extractor_weights: Mapping[str, str | os.PathLike] | None = None) -> EvaluationResult:
     """Reconstruct and score every test chunk of ``dataset`` with the model in ``checkpoint`` (ours, or an official
     one with ``config``); see the module doc for what is written under ``out_dir``."""
-    from training.animate import load_animator
+    from training.evaluation.animate import load_animator
 
     index = load_split_index(root, dataset, SPLIT)
     animator = load_animator(checkpoint, config, device=device, bf16=bf16)
@@ -448,7 +448,7 @@ def evaluate_command(args) -> int:
 
 def _check_model(checkpoint: Path, model: str, config: str | None) -> None:
     """MODEL must name the checkpoint's model (its config name starts with it, or it is the model kind)."""
-    from training.convert import is_motionpipe_checkpoint, read_checkpoint
+    from training.models.convert import is_motionpipe_checkpoint, read_checkpoint
     state = read_checkpoint(checkpoint)
     if is_motionpipe_checkpoint(state):
         kind, name = state.get("model"), state.get("config", {}).get("name", "")
