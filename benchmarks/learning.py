@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from training.config import load_config  # noqa: E402
+from training.models import MODELS  # noqa: E402
 from training.loop.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
                                      learning_check)
 
-MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")
 # Steps per model (each at its sample config's batch size), about 13 minutes in all on 2 idle CPU cores; TPSMM,
 # whose keypoints a ResNet-18 regresses, needs the most. Measured numbers: benchmarks/README.md.
 DEFAULT_STEPS = {"monkeynet": 400, "fomm": 400, "mraa": 300, "tpsmm": 1000}

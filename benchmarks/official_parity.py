@@ -66,7 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.evaluation.animate import Animator, convex_hull_area  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.models.perturb import perturb_weights  # noqa: E402
-from training.models.convert import (build_avd_network, build_inference_model, load_official, read_checkpoint,  # noqa: E402
+from training.models import build_avd_network  # noqa: E402
+from training.models.convert import (build_inference_model, load_official, read_checkpoint,  # noqa: E402
                               strip_wrapper_prefixes, to_official)
 
 CONFIGS = {"fomm": "fomm-taichi-256", "mraa": "mraa-taichi-256", "tpsmm": "tpsmm-taichi-256",

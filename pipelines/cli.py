@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
-    from training.run_params import MODELS
+    from training.models import MODELS
 
     p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
                                      "checkpoint (what the Dagster asset and `dvc repro` run)")

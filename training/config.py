@@ -15,7 +15,6 @@ file and the dotted path of the offending field.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-MODELS = ("fomm", "mraa", "tpsmm", "monkeynet")
+from training.models import MODELS, model_module
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class AnimateParams(Strict):
 
 class Config(Strict):
     name: str
-    model: Literal["fomm", "mraa", "tpsmm", "monkeynet"]
+    model: Literal[MODELS]
     dataset: DatasetParams
     model_params: Any  # dict, or the model file's ``Params`` instance after validation
     train: TrainParams
@@ -222,7 +222,7 @@ def validate_config(raw: dict, source: str = "<dict>") -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(f"{source}: invalid config\n{_format_errors(err)}") from None
-    module = importlib.import_module(f"training.models.{cfg.model}")
+    module = model_module(cfg.model)
     schema = getattr(module, "Params", None)
     if schema is not None:
         if not isinstance(cfg.model_params, dict):

@@ -103,8 +103,7 @@ def per_rank_batch(global_batch: int, world_size: int) -> int:
 
 def build_avd_stage(cfg: Config, main_checkpoint: str | Path):
     """The AVD wrapper around the frozen motion estimator of a trained main-stage checkpoint."""
-    from training.models import build_model
-    from training.models import avd as avd_lib
+    from training.models import build_avd, build_model
     state = load_checkpoint(main_checkpoint)
     if state["model"] != cfg.model or state.get("stage", "main") != "main":
         raise ValueError(f"{main_checkpoint}: a {state['model']!r} {state.get('stage')!r} checkpoint cannot "
@@ -113,16 +112,7 @@ def build_avd_stage(cfg: Config, main_checkpoint: str | Path):
     weights = cfg.train.loss_weights.model_copy(update={"perceptual": ()})  # the AVD stage needs no VGG
     main = build_model(cfg.model_copy(update={"train": cfg.train.model_copy(update={"loss_weights": weights})}))
     load_networks(main, state)
-    if cfg.model == "mraa":
-        return avd_lib.build_region_avd(cfg, main.region_predictor)
-    if cfg.model == "tpsmm":
-        p, t = cfg.model_params, cfg.train_avd
-        if t is None:
-            raise ValueError(f"config {cfg.name!r} has no train_avd section")
-        net = avd_lib.KeypointAVD(main.kp_detector.num_tps * 5, p.avd_network.id_bottle_size,
-                                  p.avd_network.pose_bottle_size)
-        return avd_lib.KeypointAVDModel(main.kp_detector, net, t.random_scale, t.lambda_shift)
-    raise ValueError(f"{cfg.model} has no AVD stage (only mraa and tpsmm)")
+    return build_avd(cfg, main)
 
 
 def git_commit() -> str | None:

@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from training.config import CONFIG_DIR, load_config, validate_config
-from training.models.convert import (CheckpointMismatchError, build_avd_network, build_inference_model, convert_official,
+from training.models import build_avd_network
+from training.models.convert import (CheckpointMismatchError, build_inference_model, convert_official,
                               detect_layout, load_official, load_official_checkpoint, read_checkpoint, to_official)
 from training.reporting.model_summary import count_config, models_command
 from training.models.perturb import perturb_weights

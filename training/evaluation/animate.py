@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 
 from training.config import load_config, upgrade_embedded_config, validate_config
-from training.models.convert import (CheckpointMismatchError, build_avd_network, build_inference_model,
+from training.models import build_avd_network
+from training.models.convert import (CheckpointMismatchError, build_inference_model,
                               convert_official, detect_layout, is_motionpipe_checkpoint, load_official,
                               read_checkpoint)
 from training.models.grids import inverse_2x2

@@ -221,10 +221,10 @@ def find_model_checkpoints(data_root: Path, model: str, dataset: str) -> ModelCh
 
 
 def trained_models(data_root: Path, dataset: str) -> list[str]:
-    """Models with a main-stage checkpoint on ``dataset`` (published or in a run), in ``training.config.MODELS``
+    """Models with a main-stage checkpoint on ``dataset`` (published or in a run), in ``training.models.MODELS``
     order."""
     from training.checkpoint import list_checkpoints
-    from training.config import MODELS
+    from training.models import MODELS
     from training.evaluation.evaluate import run_dir
 
     return [m for m in MODELS if _published(data_root, m, dataset, "main").is_file()

@@ -35,7 +35,7 @@ from training.models.grids import (autocast_off, float32_math, from_homogeneous,
                             inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous, warp,
                             warp_each)
 from training.models.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
-from training.models.avd import AVDParams
+from training.models.avd import AVDParams, RegionAVD, RegionAVDModel
 from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------
@@ -461,3 +461,19 @@ class MRAAModel(nn.Module):
 
 def build(cfg, vgg: nn.Module | None = None) -> MRAAModel:
     return MRAAModel(cfg.model_params, cfg.train, vgg=vgg)
+
+
+def build_avd_network(cfg) -> RegionAVD:
+    """Stage 2's shape/pose disentanglement network on region parameters."""
+    p = cfg.model_params
+    return RegionAVD(p.num_regions, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size,
+                     revert_axis_swap=p.revert_axis_swap)
+
+
+def build_avd(cfg, main: MRAAModel) -> RegionAVDModel:
+    """Stage 2 (``cfg.train_avd``) around the frozen region predictor of a trained ``main``."""
+    if cfg.train_avd is None:
+        raise ValueError(f"config {cfg.name!r} has no train_avd section")
+    t = cfg.train_avd
+    return RegionAVDModel(main.region_predictor, build_avd_network(cfg), t.random_scale, t.lambda_shift,
+                          1.0 if t.lambda_affine is None else t.lambda_affine)

@@ -25,7 +25,7 @@ from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourg
 from training.config import Strict
 from training.models.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
 from training.models.losses import equivariance_value_loss, perceptual_pyramid_loss
-from training.models.avd import AVDParams
+from training.models.avd import AVDParams, KeypointAVD, KeypointAVDModel
 from training.models.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper
@@ -573,3 +573,17 @@ class TPSMMModel(nn.Module):
 
 def build(cfg, vgg: nn.Module | None = None) -> TPSMMModel:
     return TPSMMModel(cfg.model_params, cfg.train, vgg=vgg)
+
+
+def build_avd_network(cfg) -> KeypointAVD:
+    """Stage 2's shape/pose disentanglement network on the raw TPS keypoints."""
+    p = cfg.model_params
+    return KeypointAVD(p.common.num_tps * KP_PER_TPS, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size)
+
+
+def build_avd(cfg, main: TPSMMModel) -> KeypointAVDModel:
+    """Stage 2 (``cfg.train_avd``) around the frozen keypoint detector of a trained ``main``."""
+    if cfg.train_avd is None:
+        raise ValueError(f"config {cfg.name!r} has no train_avd section")
+    t = cfg.train_avd
+    return KeypointAVDModel(main.kp_detector, build_avd_network(cfg), t.random_scale, t.lambda_shift)

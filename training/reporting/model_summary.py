@@ -15,7 +15,7 @@ import torch
 
 from training.models.blocks import count_parameters
 from training.config import CONFIG_DIR, load_config
-from training.models.convert import build_avd_network
+from training.models import build_avd_network
 from training.models import build_model
 
 M = 1e6
