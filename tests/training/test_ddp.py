@@ -25,7 +25,7 @@ import yaml
 
 from training.checkpoint import load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
-from training.train import SyntheticPairs
+from training.loop.synthetic import SyntheticPairs
 from training.loop.trainer import Trainer, TrainOptions
 
 REPO = Path(__file__).resolve().parents[2]

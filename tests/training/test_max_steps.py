@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from tests.training.test_trainer import options, tiny_config
-from training.train import SyntheticPairs
+from training.loop.synthetic import SyntheticPairs
 from training.loop.trainer import Trainer
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
-from training.train import SyntheticPairs
+from training.loop.synthetic import SyntheticPairs
 from training.loop.trainer import Trainer, TrainOptions
 from training.reporting.visualize import draw_keypoints, make_grid
 
