@@ -20,6 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
+from storage.paths import run_checkpoints_dir
 from training.checkpoint import CheckpointError, latest_checkpoint
 from training.config import ConfigError, config_hash, load_config
 from training.loop.distributed import init_distributed, shutdown_distributed
@@ -85,7 +86,7 @@ def run(argv=None, on_event=None):
     try:
         cfg = load_config(args.config)
         schedule = Schedule.from_config(cfg, args.stage)
-        existing = latest_checkpoint(args.out / "checkpoints")
+        existing = latest_checkpoint(run_checkpoints_dir(args.out))
         resume = args.resume
         if resume == "auto":
             resume = existing

@@ -18,10 +18,10 @@ from dagster._core.errors import DagsterPipesExecutionError
 
 from training.run_params import PARAMS_FILE, config_path, load_params
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
-from assets.models.scoring import metric_problems, score_model, score_no_motion
 from assets.versions import MODEL_STAGE_VERSIONS
 from pipelines.resources import DataRootResource, TrainingResource
 from storage import paths
+from training.evaluation.scoring import metric_problems, score_model, score_no_motion
 
 # Retrain / re-score what went stale: a dependency got new data, or this asset's code version (config) changed.
 # `eager` also fills in what was never built once its inputs exist.
@@ -104,7 +104,7 @@ def _run_losses(plan: TrainingPlan, completed) -> list[float | None]:
     had nothing left to train still checks the whole run), else what this launch reported over Pipes."""
     from training.reporting.curves import NoEventsError, load_scalars
     try:
-        series = load_scalars(plan.run_dir / "tensorboard")
+        series = load_scalars(paths.run_tensorboard_dir(plan.run_dir))
         return [v for tag, points in series.items() if tag.startswith("loss/") for _, v in points]
     except NoEventsError:
         curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
@@ -243,12 +243,10 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
                           f"relative and AVD mode, side by side: MP4, GIF and a contact sheet per pair.")
     def _samples(context: dg.AssetExecutionContext, data_root: DataRootResource,
                  training: TrainingResource) -> dg.MaterializeResult:
-        from training.evaluation.sample_render import ModelCheckpoints, render_samples
+        from training.evaluation.sample_render import published_checkpoints, render_samples
         root = data_root.get()
         params = training.params(dataset)
-        checkpoints = [ModelCheckpoints(m, Path(paths.published_checkpoint(root, dataset, m, "main")),
-                                        Path(paths.published_checkpoint(root, dataset, m, "avd"))
-                                        if m in avd_models else None) for m in models]
+        checkpoints = [published_checkpoints(root, m, dataset, avd=m in avd_models) for m in models]
         written = render_samples(root, dataset, checkpoints, paths.samples_dir(root, dataset),
                                  n_pairs=params.sample_pairs, device=training.torch_device(),
                                  max_frames=params.sample_max_frames)

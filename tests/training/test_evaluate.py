@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from storage import paths
 from storage.frames import decode_frame
 from storage.root import DataRoot, sha256_file
 from storage.shards import iter_tar_samples
@@ -41,9 +43,11 @@ def world(tmp_path_factory):
         root = DataRoot(str(tmp / "data"))
         build_dataset(root)
         cfg = load_config("fomm-sample-64")
-        run = tmp / "data" / "runs" / "fomm-sample"
+        run = tmp / "data" / "runs" / "fomm-sample" / "main-test"
         trainer = Trainer(cfg, TrainOptions(out_dir=run, max_steps=0, progress=False, allow_random_vgg=True))
-        ckpt = trainer.save()
+        ckpt = Path(paths.published_checkpoint(root, DATASET, "fomm"))  # where `motionpipe train` publishes it
+        ckpt.parent.mkdir(parents=True)
+        shutil.copy(trainer.save(), ckpt)
     finally:
         mp.undo()
     return root, ckpt
@@ -180,7 +184,7 @@ def _cli(argv):
     return args.func(args)
 
 
-def test_cli_finds_the_newest_checkpoint_and_refuses_bad_ones(world, tmp_path, capsys):
+def test_cli_scores_the_published_checkpoint_and_refuses_bad_ones(world, tmp_path, capsys):
     root, ckpt = world
     data = root.base
     assert _cli(["fomm", "--dataset", DATASET, "--data-root", data, "--max-chunks", "1", "--extractors", MP]) == 0
@@ -190,8 +194,8 @@ def test_cli_finds_the_newest_checkpoint_and_refuses_bad_ones(world, tmp_path, c
     assert len(list(Path(data, "evaluations", DATASET, CACHE, MP).glob("*.npz"))) == 1  # shared by all models
     assert "L1" in capsys.readouterr().out
 
-    with pytest.raises(FileNotFoundError,
-                       match=r"no checkpoint of mraa on sample: neither .*models/sample/mraa/main.pt nor one under"):
+    with pytest.raises(FileNotFoundError, match=r"no published checkpoint of mraa on sample at .*models/sample/mraa/"
+                                                 r"main.pt: motionpipe train mraa --dataset sample"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data])
     with pytest.raises(ValueError, match=r"holds a fomm model \(config 'fomm-sample-64'\), not 'mraa'"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data, "--checkpoint", str(ckpt)])

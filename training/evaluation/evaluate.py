@@ -52,7 +52,7 @@ import torch
 
 from storage.dataset_version import dataset_version_record
 from storage.frames import encode_frame
-from storage.paths import evaluation_dir, published_checkpoint
+from storage.paths import EXTRACTOR_CACHE
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
 from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
@@ -70,7 +70,7 @@ GENERATED = "generated.tar"
 PER_FRAME = "per_frame.parquet"
 METRICS = "metrics.json"
 EVALUATION = "evaluation.json"
-CACHE = "extractor-cache"
+CACHE = EXTRACTOR_CACHE
 SPLIT = "test"
 
 # generated frames of one chunk, as (b, C, H, W) float batches in [0, 1] (or uint8), frame 0 first
@@ -366,29 +366,6 @@ def evaluate_no_motion(root: DataRoot, dataset: str, out_dir: str | os.PathLike,
 # ---- command line ----------------------------------------------------------------------------------------------------
 
 
-def run_dir(data_root: Path, model: str, dataset: str) -> Path:
-    return data_root / "runs" / f"{model}-{dataset}"
-
-
-def evaluations_dir(data_root: Path, dataset: str) -> Path:
-    return data_root / "evaluations" / dataset
-
-
-def newest_checkpoint(data_root: Path, model: str, dataset: str) -> Path:
-    """The published checkpoint (``models/<dataset>/<model>/main.pt``), else the newest of a hand-made run."""
-    from training.checkpoint import list_checkpoints
-
-    published = Path(published_checkpoint(DataRoot(str(data_root)), dataset, model))
-    if published.is_file():
-        return published
-    folder = run_dir(data_root, model, dataset) / "checkpoints"
-    found = list_checkpoints(folder)
-    if not found:
-        raise FileNotFoundError(f"no checkpoint of {model} on {dataset}: neither {published} nor one under "
-                                f"{folder}; train it first (motionpipe train) or pass --checkpoint")
-    return found[-1]
-
-
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("evaluate", help="reconstruct a dataset's test split and score it (L1, AKD, MKR, AED)",
                               description=__doc__.split("\n\n")[0])
@@ -396,7 +373,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                                  "(the baseline: each chunk's frame 0 as every prediction)")
     p.add_argument("--dataset", required=True, help="dataset name, e.g. taichi, ted, sample")
     p.add_argument("--checkpoint", default=None,
-                   help="checkpoint (default: the newest under <data-root>/runs/<model>-<dataset>/checkpoints)")
+                   help="checkpoint (default: the published <data-root>/models/<dataset>/<model>/main.pt)")
     p.add_argument("--config", default=None, help="config name or YAML, for an official checkpoint")
     p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
     p.add_argument("--out", default=None, help="output folder (default: <data-root>/evaluations/<dataset>/<model>)")
@@ -414,35 +391,34 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def evaluate_command(args) -> int:
     """``motionpipe evaluate``: score a checkpoint on a dataset's test split and print the pooled numbers."""
+    from training.evaluation.scoring import published_main, score_model, score_no_motion
+    from training.run_params import RunParams, dataset_params
+
     root = DataRoot.from_env(args.data_root)
     if not root.is_local:
         raise ValueError(f"motionpipe evaluate needs a local data root (checkpoints and outputs are files): {root.url}")
-    base = Path(root.base)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(args.out) if args.out else Path(evaluation_dir(root, args.dataset, args.model))
-    from training.run_params import dataset_params
-    settings = dataset_params(args.dataset, args.params)  # the same settings as the Dagster asset and `dvc repro`
-    extractors = args.extractors or list(settings.extractors if settings else DEFAULT_EXTRACTORS)
-    max_chunks = args.max_chunks if args.max_chunks is not None else (settings.eval_max_chunks if settings else None)
-    batch_size = args.batch_size or (settings.eval_batch_size if settings else 16)
-    cache_dir = evaluations_dir(base, args.dataset) / CACHE
+    # the same settings as the Dagster asset and `dvc repro`, unless a flag says otherwise
+    settings = dataset_params(args.dataset, args.params) or RunParams(extractors=DEFAULT_EXTRACTORS)
+    overrides = {"extractors": tuple(args.extractors) if args.extractors else None, "eval_max_chunks": args.max_chunks,
+                 "eval_batch_size": args.batch_size}
+    params = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if args.model == NO_MOTION:
-        result = evaluate_no_motion(root, args.dataset, out, extractors=extractors, device=device,
-                                    batch_size=batch_size, max_chunks=max_chunks, cache_dir=cache_dir)
+        scores = score_no_motion(root, args.dataset, params, device, out_dir=args.out, reuse=False)
     else:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(base, args.model, args.dataset)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else published_main(root, args.model, args.dataset)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
         _check_model(checkpoint, args.model, args.config)
-        result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
-                                     batch_size=batch_size, max_chunks=max_chunks, config=args.config,
-                                     cache_dir=cache_dir, bf16=args.bf16)
+        scores = score_model(root, args.model, args.dataset, params, device, checkpoint=checkpoint,
+                             config=args.config, out_dir=args.out, bf16=args.bf16, reuse=False)
+    result = scores.result
     for label, r in result.metrics.items():
         value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"
         print(f"{label:32s} {value}  ({r.frames_counted}/{r.frames_total} frames)")
     for n, reason in result.skipped.items():
         print(f"skipped {n}: {reason}")
-    print(f"wrote {out} ({result.n_chunks} chunks, {result.n_frames} frames)")
+    print(f"wrote {scores.out_dir} ({result.n_chunks} chunks, {result.n_frames} frames)")
     return 0
 
 

@@ -194,41 +194,23 @@ def detect_points(animator: Animator, frames: np.ndarray, batch_size: int = 16) 
 # ---- finding checkpoints ---------------------------------------------------------------------------------------------
 
 
-def avd_run_dir(data_root: Path, model: str, dataset: str) -> Path:
-    """``runs/<model>-<dataset>-avd``: the AVD stage's run folder, beside the main stage's ``run_dir``."""
-    from training.evaluation.evaluate import run_dir
+def published_checkpoints(root: DataRoot, model: str, dataset: str, avd: bool | None = None) -> ModelCheckpoints:
+    """The published ``main.pt`` of ``model`` on ``dataset`` and its ``avd.pt``: when ``avd`` is None, only if it
+    was published (a main checkpoint alone animates in relative mode only)."""
+    from training.evaluation.scoring import published_main
 
-    main = run_dir(data_root, model, dataset)
-    return main.with_name(f"{main.name}-avd")
-
-
-def _published(data_root: Path, model: str, dataset: str, stage: str) -> Path:
-    return Path(paths.published_checkpoint(DataRoot(str(data_root)), dataset, model, stage))
-
-
-def find_model_checkpoints(data_root: Path, model: str, dataset: str) -> ModelCheckpoints:
-    """The main-stage checkpoint ``motionpipe evaluate`` would take (the published ``main.pt``, else the newest of
-    the run) and the AVD-stage one from the same place: the published ``avd.pt`` beside a published ``main.pt``,
-    else the newest under ``avd_run_dir``; None when there is none."""
-    from training.checkpoint import latest_checkpoint
-    from training.evaluation.evaluate import newest_checkpoint
-
-    main = newest_checkpoint(data_root, model, dataset)
-    if main.resolve() == _published(data_root, model, dataset, "main").resolve():
-        avd = _published(data_root, model, dataset, "avd")
-        return ModelCheckpoints(model, main, avd if avd.is_file() else None)
-    return ModelCheckpoints(model, main, latest_checkpoint(avd_run_dir(data_root, model, dataset) / "checkpoints"))
+    main = published_main(root, model, dataset)
+    second = Path(paths.published_checkpoint(root, dataset, model, "avd"))
+    if avd is None:
+        avd = second.is_file()
+    return ModelCheckpoints(model, main, second if avd else None)
 
 
-def trained_models(data_root: Path, dataset: str) -> list[str]:
-    """Models with a main-stage checkpoint on ``dataset`` (published or in a run), in ``training.models.MODELS``
-    order."""
-    from training.checkpoint import list_checkpoints
+def published_models(root: DataRoot, dataset: str) -> list[str]:
+    """Models with a published main-stage checkpoint on ``dataset``, in ``training.models.MODELS`` order."""
     from training.models import MODELS
-    from training.evaluation.evaluate import run_dir
 
-    return [m for m in MODELS if _published(data_root, m, dataset, "main").is_file()
-            or list_checkpoints(run_dir(data_root, m, dataset) / "checkpoints")]
+    return [m for m in MODELS if Path(paths.published_checkpoint(root, dataset, m, "main")).is_file()]
 
 
 # ---- command line ----------------------------------------------------------------------------------------------------
@@ -239,7 +221,7 @@ def add_samples_parser(subparsers) -> argparse.ArgumentParser:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset name, e.g. taichi, ted, sample")
     p.add_argument("--models", nargs="+", default=None,
-                   help="models (default: every model with a published or run checkpoint on the dataset)")
+                   help="models (default: every model with a published checkpoint on the dataset)")
     p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
     p.add_argument("--out", default=None, help="output folder (default: <data-root>/samples/<dataset>)")
     p.add_argument("--pairs", type=int, default=None,
@@ -260,13 +242,12 @@ def samples_command(args) -> int:
     root = DataRoot.from_env(args.data_root)
     if not root.is_local:
         raise ValueError(f"motionpipe samples needs a local data root (checkpoints are files): {root.url}")
-    base = Path(root.base)
-    names = args.models or trained_models(base, args.dataset)
+    names = args.models or published_models(root, args.dataset)
     if not names:
-        raise FileNotFoundError(f"no checkpoint of any model on {args.dataset}: none under {base / 'models'} "
-                                f"(<dataset>/<model>/main.pt) or {base / 'runs'} (<model>-{args.dataset}/checkpoints); "
-                                "train one first (motionpipe train)")
-    models = [find_model_checkpoints(base, name, args.dataset) for name in names]
+        raise FileNotFoundError(f"no published checkpoint of any model on {args.dataset} (none at "
+                                f"{paths.model_dir(root, args.dataset, '<model>')}/main.pt); train one first "
+                                "(motionpipe train)")
+    models = [published_checkpoints(root, name, args.dataset) for name in names]
     out = args.out or paths.samples_dir(root, args.dataset)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     from training.run_params import dataset_params

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from storage.paths import run_checkpoints_dir, run_tensorboard_dir
 from training.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, capture_rng_state, epoch_checkpoint_name,
                                  latest_checkpoint, load_checkpoint, load_networks, prune_checkpoints,
                                  remove_stale_temporaries, restore_rng_state, save_checkpoint, step_checkpoint_name)
@@ -209,7 +210,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed frame size: pick the fastest kernels once
 
         self.step = self.epoch = self.step_in_epoch = 0
-        self.checkpoint_dir = options.out_dir / "checkpoints"
+        self.checkpoint_dir = run_checkpoints_dir(options.out_dir)
         self.last_checkpoint: Path | None = None
         self._last_saved_step: int | None = None
         self._pending_rng: dict | None = None
@@ -280,7 +281,7 @@ class Trainer:
         """Continue exactly from a checkpoint file, or from the newest one in a run or checkpoint folder."""
         p = Path(path)
         if p.is_dir():
-            folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+            folder = run_checkpoints_dir(p) if run_checkpoints_dir(p).is_dir() else p
             found = latest_checkpoint(folder)
             if found is None:
                 raise CheckpointError(f"no checkpoint in {folder}")
@@ -474,7 +475,7 @@ class Trainer:
         # drop what a crashed run logged past the checkpoint, but keep the checkpoint's own step: it was logged
         # once that step had finished, and this run starts at the next one
         purge = self.step + 1 if self.step > 0 else None
-        return SummaryWriter(str(self.options.out_dir / "tensorboard"), purge_step=purge)
+        return SummaryWriter(str(run_tensorboard_dir(self.options.out_dir)), purge_step=purge)
 
     def _progress(self, total):
         try:
