@@ -14,7 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.evaluation.defs import evaluation_key, no_motion_key
+from assets.models.defs import checkpoint_key
 from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance

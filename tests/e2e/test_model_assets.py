@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.evaluation.defs import evaluation_key, no_motion_key
+from assets.models.defs import checkpoint_key
 from pipelines.definitions import make_definitions
 from pipelines.resources import DataRootResource, TrainingResource
 from storage.root import sha256_file
