@@ -24,7 +24,8 @@ from tests.training.test_data import DATASET, N_FRAMES, STARTS, TEST, TRAIN, bui
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import load_config
 from training.loop.data import load_split_index
-from training.evaluation.evaluate import CACHE, add_evaluate_parser, evaluate_checkpoint, evaluate_videos
+from pipelines.commands.evaluate import add_evaluate_parser
+from training.evaluation.evaluate import CACHE, evaluate_checkpoint, evaluate_videos
 from training.extractors.mediapipe_pose import MediapipePose33
 from training.metrics import FrameCountMismatch
 from training.loop.trainer import Trainer, TrainOptions

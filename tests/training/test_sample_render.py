@@ -24,8 +24,8 @@ from storage.video import iter_frames, probe
 from training.evaluation.animate import load_animator
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.loop.data import DataError, FrameReader, load_split_index
-from training.evaluation.sample_render import (ModelCheckpoints, add_samples_parser, animate_with_points, detect_points,
-                                    render_samples)
+from pipelines.commands.samples import add_samples_parser
+from training.evaluation.sample_render import ModelCheckpoints, animate_with_points, detect_points, render_samples
 from training.evaluation.samples import HEADER_PX, choose_pairs
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,6 @@ Output: ``leaderboard.md`` and ``leaderboard.json`` (DVC metrics: nested dict of
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -256,31 +255,3 @@ def collect_results(root: DataRoot) -> tuple[list[dict], list[str]]:
             raise LeaderboardInputError(f"{path}: not valid JSON ({exc})") from None
         results.append(result)
     return results, [str(p) for p in paths]
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("leaderboard", help="tabulate every evaluation beside the published numbers")
-    p.add_argument("--data-root", default=None,
-                   help="local folder or fsspec URL (default: $MOTIONPIPE_DATA_ROOT or ./data); evaluations are "
-                        "read from <data-root>/evaluations/<dataset>/<config>/metrics.json")
-    p.add_argument("--out", default=None, help="output folder (default: <data-root>/leaderboard)")
-    p.set_defaults(func=leaderboard_command)
-    return p
-
-
-def leaderboard_command(args: argparse.Namespace) -> int:
-    root = DataRoot.from_env(args.data_root)
-    results, sources = collect_results(root)
-    if not results:
-        raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
-    board = build_leaderboard(results, sources)
-    out = args.out or root.path(LEADERBOARD_DIR)
-    if args.out is None and not root.is_local:
-        out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
-    paths = board.write(out)
-    print(board.to_markdown())
-    print(f"wrote {paths['markdown']} and {paths['json']}")
-    return 0
