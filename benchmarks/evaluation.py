@@ -131,11 +131,11 @@ def reconstruction(animator, frames: np.ndarray, batch_size: int, repeat: int) -
 
 def open_extractor(name: str, device: str, pose_workers: int):
     from training.evaluation.evaluate import open_extractors
-    from training.extractors import get_extractor
+    from training.extractors import get_extractor, weights_from_env
 
     if name == "mediapipe-pose33":
         return get_extractor(name, workers=pose_workers)
-    ready, skipped = open_extractors([name], device)
+    ready, skipped = open_extractors([name], device, weights_from_env(os.environ))
     if name not in ready:
         raise SystemExit(f"extractor {name} unavailable: {skipped[name]}")
     return ready[name]

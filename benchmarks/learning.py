@@ -14,6 +14,7 @@ no video stack), so a bare GPU machine with this checkout runs it too (``--devic
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch  # noqa: E402
 
 from training.config import load_config  # noqa: E402
 from training.models import MODELS  # noqa: E402
+from training.models.vgg import WEIGHTS_ENV as VGG_WEIGHTS_ENV  # noqa: E402
 from training.loop.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
                                      learning_check)
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         cfg = load_config(f"{model}-{args.config_suffix}")
         settings = LearningSettings(steps=args.steps or DEFAULT_STEPS[model], batch_size=args.batch_size,
-                                    seed=args.seed, device=args.device)
+                                    seed=args.seed, device=args.device,
+                                    vgg_weights=os.environ.get(VGG_WEIGHTS_ENV))
         results.append(learning_check(cfg, settings))
         print(row(results[-1]), flush=True)
     passed = [r for r in results if r.learned]

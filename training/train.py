@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from training.loop.distributed import init_distributed, shutdown_distributed
 from training.loop.options import Schedule, TrainOptions
 from training.loop.setup import build_avd_stage, build_data, git_commit, per_rank_batch
 from training.loop.trainer import Trainer
+from training.models.vgg import WEIGHTS_ENV as VGG_WEIGHTS_ENV
 
 log = logging.getLogger("motionpipe.train")
 
@@ -79,7 +81,7 @@ def run(argv=None, on_event=None):
     """One training run from command-line arguments; ``on_event`` follows it live on rank 0 (see
     ``TrainOptions.on_event``). Returns the ``TrainResult`` on rank 0, None on the other ranks."""
     args = parse_args(argv)
-    ctx = init_distributed(args.device)
+    ctx = init_distributed(args.device, os.environ)
     result = None
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {ctx.rank}] %(message)s")
@@ -106,7 +108,7 @@ def run(argv=None, on_event=None):
             max_steps=args.max_steps, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep,
             log_every=args.log_every, image_every=args.image_every, seed=args.seed,
             progress=not args.no_progress, sync_batchnorm=not args.no_sync_bn, find_unused_parameters=find_unused,
-            allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights,
+            allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights or os.environ.get(VGG_WEIGHTS_ENV),
             on_event=on_event if ctx.is_main else None)
         meta = {"lineage": lineage, "global_batch": batch * ctx.world_size, "world_size": ctx.world_size,
                 "argv": sys.argv[1:] if argv is None else list(argv), "init": args.init,

@@ -8,6 +8,7 @@ each dataset's models group, downstream of its checkpoints (``assets.models.defs
 
 import hashlib
 import json
+import os
 
 import dagster as dg
 
@@ -16,6 +17,7 @@ from assets.versions import MODEL_STAGE_VERSIONS
 from pipelines.resources import DataRootResource, TrainingResource
 from storage import paths
 from training.evaluation.scoring import metric_problems, score_model, score_no_motion
+from training.extractors import weights_from_env
 from training.run_params import ParamsFile, config_path
 
 
@@ -69,7 +71,8 @@ def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.Ass
                     training: TrainingResource) -> dg.MaterializeResult:
         from training.config import load_config
         root = data_root.get()
-        scores = score_model(root, model, dataset, training.params(dataset), device=training.torch_device())
+        scores = score_model(root, model, dataset, training.params(dataset), device=training.torch_device(),
+                             extractor_weights=weights_from_env(os.environ))
         size = load_config(config_path(model, dataset, training.config_dir or config_dir)).frame_size[0]
         return _scores_result(context, scores, size)
 
@@ -91,7 +94,8 @@ def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
                    training: TrainingResource) -> dg.MaterializeResult:
         from training.loop.data import load_split_index
         root = data_root.get()
-        scores = score_no_motion(root, dataset, training.params(dataset), device=training.torch_device())
+        scores = score_no_motion(root, dataset, training.params(dataset), device=training.torch_device(),
+                                 extractor_weights=weights_from_env(os.environ))
         size = max(c.height for c in load_split_index(root, dataset, "test").chunks)
         return _scores_result(context, scores, size)
 

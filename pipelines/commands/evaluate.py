@@ -3,6 +3,7 @@ split through the same scorer as the Dagster evaluation assets (``training.evalu
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import training.evaluation.evaluate as evaluate_lib
 from storage.root import DataRoot
 from training.evaluation.evaluate import DEFAULT_EXTRACTORS
 from training.evaluation.no_motion import NO_MOTION
+from training.extractors import weights_from_env
 
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,15 +53,18 @@ def evaluate_command(args) -> int:
     overrides = {"extractors": tuple(args.extractors) if args.extractors else None, "eval_max_chunks": args.max_chunks,
                  "eval_batch_size": args.batch_size}
     params = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    weights = weights_from_env(os.environ)  # $MOTIONPIPE_OPENPOSE_WEIGHTS, $MOTIONPIPE_REID_WEIGHTS, ...
     if args.model == NO_MOTION:
-        scores = score_no_motion(root, args.dataset, params, device, out_dir=args.out, reuse=False)
+        scores = score_no_motion(root, args.dataset, params, device, out_dir=args.out, reuse=False,
+                                 extractor_weights=weights)
     else:
         checkpoint = Path(args.checkpoint) if args.checkpoint else published_main(root, args.model, args.dataset)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
         _check_model(checkpoint, args.model, args.config)
         scores = score_model(root, args.model, args.dataset, params, device, checkpoint=checkpoint,
-                             config=args.config, out_dir=args.out, bf16=args.bf16, reuse=False)
+                             config=args.config, out_dir=args.out, bf16=args.bf16, reuse=False,
+                             extractor_weights=weights)
     result = scores.result
     for label, r in result.metrics.items():
         value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"

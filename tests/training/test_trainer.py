@@ -6,6 +6,7 @@ checkpoint-contents and TensorBoard tests.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,13 +32,13 @@ def tiny_config(name: str, **train_overrides):
 
 @pytest.fixture(autouse=True)
 def _no_vgg_weights(monkeypatch, tmp_path):
-    # whatever this machine has cached, tests get the explicit random-VGG path
+    # whatever this machine has cached, the command line (which reads the variable) gets the random-VGG path
     monkeypatch.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp_path / "no-such-vgg19.pth"))
 
 
 def options(out, **kw) -> TrainOptions:
     base = dict(out_dir=out, progress=False, log_every=1, image_every=0, checkpoint_every=1000,
-                allow_random_vgg=True, seed=3)
+                allow_random_vgg=True, seed=3, vgg_weights=str(Path(out).parent / "no-such-vgg19.pth"))
     base.update(kw)
     return TrainOptions(**base)
 
@@ -338,3 +339,18 @@ def test_cli_trains_and_resumes_exactly_on_shards(tmp_path):
     lineage = split["meta"]["lineage"]
     assert lineage["dataset"] == "sample" and len(lineage["shards_content_hash"]) == 64
     assert split["meta"]["global_batch"] == 1 and split["resume_history"][0]["step"] == 2
+
+
+def test_the_command_line_reads_the_vgg_weights_variable_the_trainer_does_not(tmp_path, monkeypatch):
+    """``$MOTIONPIPE_VGG19_WEIGHTS`` is read by ``python -m training.train``; ``Trainer`` takes the path it is given."""
+    from training.models.vgg import Vgg19
+    from training.train import main
+
+    weights = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": torch.randn_like(v) for k, v in Vgg19().features.state_dict().items()}, weights)
+    monkeypatch.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(weights))
+    assert main(["--config", "fomm-sample-64", "--synthetic", "2", "--batch-size", "2", "--out", str(tmp_path / "run"),
+                 "--max-steps", "1", "--no-progress", "--image-every", "0", "--device", "cpu"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000000001.pt")["vgg_pretrained"] is True
+    trainer = Trainer(load_config("fomm-sample-64"), options(tmp_path / "direct"))  # no path given: not the variable's
+    assert trainer.vgg_pretrained is False

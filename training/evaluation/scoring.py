@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +64,10 @@ def published_main(root: DataRoot, model: str, dataset: str) -> Path:
 
 def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, device: str = "cpu", *,
                 checkpoint: str | Path | None = None, config: str | None = None, out_dir: str | Path | None = None,
-                bf16: bool = False, reuse: bool = True) -> Scores:
+                bf16: bool = False, reuse: bool = True, extractor_weights: Mapping[str, str] | None = None) -> Scores:
     """Reconstruct and score ``dataset``'s test split with ``checkpoint`` (default: the published main checkpoint of
-    ``model``; an official one needs ``config``), into ``out_dir`` (default: the model's evaluation folder)."""
+    ``model``; an official one needs ``config``), into ``out_dir`` (default: the model's evaluation folder).
+    ``extractor_weights``: extractor name -> weight file, for the extractors no package installs."""
     from training.evaluation.evaluate import evaluate_checkpoint
 
     paths.local_base(root)
@@ -81,11 +83,13 @@ def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, dev
     return _scores(evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors,
                                        device=device, batch_size=params.eval_batch_size,
                                        max_chunks=params.eval_max_chunks, config=config, bf16=bf16,
-                                       cache_dir=paths.evaluation_cache_dir(root, dataset)))
+                                       cache_dir=paths.evaluation_cache_dir(root, dataset),
+                                       extractor_weights=extractor_weights))
 
 
 def score_no_motion(root: DataRoot, dataset: str, params: RunParams, device: str = "cpu", *,
-                    out_dir: str | Path | None = None, reuse: bool = True) -> Scores:
+                    out_dir: str | Path | None = None, reuse: bool = True,
+                    extractor_weights: Mapping[str, str] | None = None) -> Scores:
     """The no-motion baseline (each chunk's source frame as every prediction) on ``dataset``'s test split, scored
     like the models (same chunks, extractors and extractor cache)."""
     from training.evaluation.evaluate import evaluate_no_motion
@@ -100,7 +104,8 @@ def score_no_motion(root: DataRoot, dataset: str, params: RunParams, device: str
             return previous
     return _scores(evaluate_no_motion(root, dataset, out_dir, extractors=params.extractors, device=device,
                                       batch_size=params.eval_batch_size, max_chunks=params.eval_max_chunks,
-                                      cache_dir=paths.evaluation_cache_dir(root, dataset)))
+                                      cache_dir=paths.evaluation_cache_dir(root, dataset),
+                                      extractor_weights=extractor_weights))
 
 
 # Sane ranges of every metric (pixels for AKD are bounded by the frame size).

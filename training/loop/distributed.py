@@ -5,7 +5,7 @@ loss means). A single process (world size 1) passes through every function untou
 from __future__ import annotations
 
 import inspect
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -29,12 +29,14 @@ class DistContext:
         return self.rank == 0
 
 
-def init_distributed(device: str | None = None) -> DistContext:
-    """Context from torchrun's environment; joins the process group (NCCL on GPU, gloo on CPU) when
-    WORLD_SIZE > 1. Without torchrun this is a single process on ``device`` (default: GPU if any)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+def init_distributed(device: str | None = None, env: Mapping[str, str] | None = None) -> DistContext:
+    """Context from torchrun's variables in ``env`` (the entry point passes its environment); joins the process
+    group (NCCL on GPU, gloo on CPU) when WORLD_SIZE > 1. Without them this is a single process on ``device``
+    (default: GPU if any)."""
+    env = env or {}
+    world = int(env.get("WORLD_SIZE", "1"))
+    rank = int(env.get("RANK", "0"))
+    local = int(env.get("LOCAL_RANK", "0"))
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)

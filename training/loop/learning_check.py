@@ -40,6 +40,7 @@ class LearningSettings:
     test_videos: int = 8
     frames: int = 32
     device: str = "cpu"
+    vgg_weights: str | None = None  # the perceptual loss's ImageNet VGG-19 (random when not found)
 
 
 MIN_CORRELATION = 0.5
@@ -96,7 +97,7 @@ def _trainer(cfg: Config, settings: LearningSettings, out_dir: Path) -> tuple[Tr
     data = KnownMotionPairs(settings.train_videos, batch, per_epoch, cfg.frame_size[0], settings.frames, settings.seed)
     options = TrainOptions(out_dir=out_dir, max_steps=settings.steps, checkpoint_every=10 ** 9, keep_checkpoints=1,
                            log_every=max(1, settings.steps), image_every=0, seed=settings.seed, progress=False,
-                           allow_random_vgg=True, device=settings.device)
+                           allow_random_vgg=True, vgg_weights=settings.vgg_weights, device=settings.device)
     return Trainer(cfg, options), data
 
 
