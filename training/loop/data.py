@@ -1,5 +1,7 @@
 """Training pairs and evaluation frames, read from a dataset's published shards.
 
+(Over 400 lines: the training pairs and the evaluation frames read the same split index and shard reader.)
+
 Where things are:
 - `catalog/chunks.parquet` says which chunks belong to a split (and their video id, size, sha256);
 - `shards/manifest.json` lists the split's shards; each shard's Parquet sidecar gives every sample's byte `offset`

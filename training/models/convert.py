@@ -1,5 +1,7 @@
 """Official checkpoints (Monkey-Net, FOMM, MRAA, TPSMM) -> motionpipe modules, and back.
 
+(Over 400 lines: the four official key layouts side by side, both directions, so each is read against the others.)
+
 A user with a released checkpoint of one of the four official codebases can evaluate or fine-tune it here
 and get the official outputs. Each layout is a top-level dict of per-network state dicts (plus optimisers
 and an epoch counter) saved by the official ``Logger.save_cpk``:

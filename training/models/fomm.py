@@ -1,5 +1,7 @@
 """First Order Motion Model (Siarohin et al., NeurIPS 2019).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Keypoints with local affine Jacobians (KPDetector) -> dense flow as a softmax mixture of per-keypoint affine
 motions plus an occlusion map (DenseMotionNetwork) -> Johnson-style encoder/decoder whose bottleneck features
 are warped and occluded (OcclusionAwareGenerator). ``FOMMModel`` computes the training losses: perceptual

@@ -1,5 +1,7 @@
 """Monkey-Net: Animating Arbitrary Objects via Deep Motion Transfer (Siarohin et al., CVPR 2019).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Keypoints with a full 2x2 covariance (KPDetector: U-Net heatmaps -> softmax -> mean and covariance) -> a
 dense flow made of per-keypoint shifts mixed by softmax part masks, plus a residual "correction" flow
 (DenseMotionModule) -> a U-Net generator whose source skips are all warped by that flow and concatenated with

@@ -1,5 +1,7 @@
 """Motion Representations for Articulated Animation (Siarohin et al., CVPR 2021).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Regions instead of keypoints: each region's shift is its heatmap mean and its affine is the PCA square root
 of its heatmap covariance, A = U diag(sqrt(S)) (RegionPredictor). A global affine background motion
 (BGMotionPredictor) fills the bg slot of the pixel-wise flow (PixelwiseFlowPredictor, full-covariance

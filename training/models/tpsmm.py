@@ -1,5 +1,7 @@
 """Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 K TPS transforms, each fitted to 5 driving->source keypoint pairs from a ResNet-18 (KPDetector), plus one
 background affine from a second ResNet-18 (BGMotionPredictor) -> the DenseMotionNetwork mixes the K+1 warps
 with softmax contribution maps (a dropout-softmax early in training) and predicts occlusion masks at every
