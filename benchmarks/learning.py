@@ -27,7 +27,7 @@ from training.config import load_config  # noqa: E402
 from training.models import MODELS  # noqa: E402
 from training.models.vgg import WEIGHTS_ENV as VGG_WEIGHTS_ENV  # noqa: E402
 from training.loop.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
-                                     learning_check)
+                                          learning_check)
 
 # Steps per model (each at its sample config's batch size), about 13 minutes in all on 2 idle CPU cores; TPSMM,
 # whose keypoints a ResNet-18 regresses, needs the most. Measured numbers: benchmarks/README.md.

@@ -68,7 +68,7 @@ from training.config import load_config  # noqa: E402
 from training.models.perturb import perturb_weights  # noqa: E402
 from training.models import build_avd_network  # noqa: E402
 from training.models.convert import (build_inference_model, load_official, read_checkpoint,  # noqa: E402
-                              strip_wrapper_prefixes, to_official)
+                                      strip_wrapper_prefixes, to_official)
 
 CONFIGS = {"fomm": "fomm-taichi-256", "mraa": "mraa-taichi-256", "tpsmm": "tpsmm-taichi-256",
            "monkeynet": "monkeynet-vox-256"}

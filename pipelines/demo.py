@@ -16,12 +16,12 @@ import dagster as dg
 
 from assets.evaluation.defs import evaluation_key, no_motion_key
 from assets.models.defs import checkpoint_key
-from training.run_params import load_params
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
 from pipelines.resources import DataRootResource
 from storage.root import DataRoot
+from training.run_params import load_params
 
 DATASET = "sample"
 REPO = Path(__file__).resolve().parents[1]

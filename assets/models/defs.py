@@ -13,11 +13,11 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 
-from training.run_params import PARAMS_FILE, config_path, load_params
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.versions import MODEL_STAGE_VERSIONS
 from pipelines.resources import DataRootResource, TrainingResource
 from storage import paths
+from training.run_params import PARAMS_FILE, config_path, load_params
 
 # Retrain / re-score what went stale: a dependency got new data, or this asset's code version (config) changed.
 # `eager` also fills in what was never built once its inputs exist.

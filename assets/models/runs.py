@@ -17,10 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.run_params import RunParams, config_path
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest
+from training.run_params import RunParams, config_path
 
 STAGES = ("main", "avd")
 DEVICES = ("auto", "cpu", "cuda")

@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from training.models import blocks, grids, losses, vgg
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
+from training.models import blocks, grids, losses, vgg
 from training.models.transforms import RandomTps
 
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 import yaml
 
+from pipelines.commands.models import models_command
 from training.config import CONFIG_DIR, load_config, validate_config
 from training.models import build_avd_network
-from training.models.convert import (CheckpointMismatchError, build_inference_model, convert_official,
-                              detect_layout, load_official, load_official_checkpoint, read_checkpoint, to_official)
-from pipelines.commands.models import models_command
-from training.reporting.model_summary import count_config
+from training.models.convert import (CheckpointMismatchError, build_inference_model, convert_official, detect_layout,
+                                     load_official, load_official_checkpoint, read_checkpoint, to_official)
 from training.models.perturb import perturb_weights
+from training.reporting.model_summary import count_config
 
 SAMPLES = ["fomm-sample-64", "mraa-sample-64", "tpsmm-sample-64", "monkeynet-sample-64"]
 

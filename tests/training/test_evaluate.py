@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipelines.commands.evaluate import add_evaluate_parser
 from storage import paths
 from storage.frames import decode_frame
 from storage.root import DataRoot, sha256_file
@@ -23,12 +24,11 @@ from storage.shards import iter_tar_samples
 from tests.training.test_data import DATASET, N_FRAMES, STARTS, TEST, TRAIN, build_dataset, painted
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import load_config
-from training.loop.data import load_split_index
-from pipelines.commands.evaluate import add_evaluate_parser
 from training.evaluation.evaluate import CACHE, evaluate_checkpoint, evaluate_videos
 from training.extractors.mediapipe_pose import MediapipePose33
-from training.metrics import FrameCountMismatch
+from training.loop.data import load_split_index
 from training.loop.trainer import Trainer, TrainOptions
+from training.metrics import FrameCountMismatch
 
 KEYS = [f"{TEST[0]}#{s:06d}#{s + N_FRAMES:06d}" for s in STARTS]
 MP = "mediapipe-pose33"

@@ -6,12 +6,12 @@ import pytest
 import torch
 import yaml
 
-from training.models.blocks import count_parameters
 from training.config import CONFIG_DIR, load_config, validate_config
-from training.models.grids import heatmap_covariance, heatmap_mean, make_coordinate_grid, region2gaussian
 from training.models import build_avd, build_model
 from training.models.avd import (KeypointAVD, RegionAVD, random_scale_keypoints,
                                  random_scale_regions)
+from training.models.blocks import count_parameters
+from training.models.grids import heatmap_covariance, heatmap_mean, make_coordinate_grid, region2gaussian
 from training.models.mraa import (BGMotionPredictor, MRAAModel, heatmap_to_region, official_pca_sqrt_2x2,
                                   pca_sqrt_2x2)
 from training.models.vgg import Vgg19

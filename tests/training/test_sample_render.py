@@ -18,15 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pipelines.commands.samples import add_samples_parser
 from storage import paths
 from storage.root import DataRoot
 from storage.video import iter_frames, probe
-from training.evaluation.animate import load_animator
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.loop.data import DataError, FrameReader, load_split_index
-from pipelines.commands.samples import add_samples_parser
+from training.evaluation.animate import load_animator
 from training.evaluation.sample_render import ModelCheckpoints, animate_with_points, detect_points, render_samples
 from training.evaluation.samples import HEADER_PX, choose_pairs
+from training.loop.data import DataError, FrameReader, load_split_index
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from training.models.blocks import count_parameters
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
-from training.models.grids import make_coordinate_grid
 from training.models import build_model
+from training.models.blocks import count_parameters
+from training.models.grids import make_coordinate_grid
 from training.models.tpsmm import DenseMotionNetwork, KeypointTps, TPSMMModel, dropout_probability, dropout_softmax
 from training.models.vgg import Vgg19
 

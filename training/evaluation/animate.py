@@ -35,9 +35,8 @@ import torch.nn as nn
 
 from training.config import load_config, upgrade_embedded_config, validate_config
 from training.models import build_avd_network
-from training.models.convert import (CheckpointMismatchError, build_inference_model,
-                              convert_official, detect_layout, is_motionpipe_checkpoint, load_official,
-                              read_checkpoint)
+from training.models.convert import (CheckpointMismatchError, build_inference_model, convert_official, detect_layout,
+                                     is_motionpipe_checkpoint, load_official, read_checkpoint)
 from training.models.grids import inverse_2x2
 
 log = logging.getLogger(__name__)

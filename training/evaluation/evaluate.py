@@ -54,13 +54,13 @@ from storage.frames import encode_frame
 from storage.paths import EXTRACTOR_CACHE
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
-from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
+from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 from training.extractors import (Extractor, WeightsNotFound, as_uint8_frames, extractor_class, extractor_spec,
                                  get_extractor)
+from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
 from training.metrics import (Embeddings, Keypoints, MetricResult, aed_per_frame, akd_per_frame, frame_l1,
                               l1_from_frames, mkr_per_frame, pool)
 from training.metrics.result import check_same_length
-from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 
 log = logging.getLogger(__name__)
 

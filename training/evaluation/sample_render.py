@@ -32,8 +32,8 @@ from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, read_table
 from storage.root import DataRoot
 from training.evaluation.animate import Animator, load_animator, to_uint8
-from training.loop.data import DataError, FrameReader, SplitIndex, load_split_index
 from training.evaluation.samples import SampleFiles, SamplePair, choose_pairs, sample_streams, write_sample
+from training.loop.data import DataError, FrameReader, SplitIndex, load_split_index
 
 SPLIT = "test"
 DEFAULT_FPS = 25.0

@@ -37,10 +37,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, SPLITS, read_table
 from storage.frames import decode_frame
-from storage.shards import FRAME_ENTRY, MANIFEST_NAME, SIDECAR_SCHEMA, read_shard_manifest
 from storage.root import DataRoot
-from training.loop.augment import PairAugmentation
+from storage.shards import FRAME_ENTRY, MANIFEST_NAME, SIDECAR_SCHEMA, read_shard_manifest
 from training.config import AugmentationParams, Config
+from training.loop.augment import PairAugmentation
 
 _ORDER_STREAM = 0  # SeedSequence tags: the epoch permutation and per-item draws never share a stream
 _ITEM_STREAM = 1

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.evaluation.animate import ADAPTERS, Animator
 from training.config import Config
+from training.evaluation.animate import ADAPTERS, Animator
 from training.loop.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos
 from training.loop.trainer import Trainer, TrainOptions
 

@@ -17,13 +17,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
 from training.models.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
-                            resize_flow, warp, warp_each)
+                                   resize_flow, warp, warp_each)
 from training.models.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
-                             lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
+                                    lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
 from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------

@@ -27,8 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.models.blocks import Encoder, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
 from training.config import Strict
+from training.models.blocks import Encoder, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
 from training.models.grids import kp2gaussian, make_coordinate_grid, region2gaussian, warp
 from training.models.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 

@@ -30,14 +30,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.models.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
-                            inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous, warp,
-                            warp_each)
-from training.models.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
 from training.models.avd import AVDParams, RegionAVD, RegionAVDModel
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
+from training.models.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
+                                   inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous,
+                                   warp, warp_each)
+from training.models.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
 from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------

@@ -22,12 +22,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
+from training.models.avd import AVDParams, KeypointAVD, KeypointAVDModel
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
 from training.models.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
 from training.models.losses import equivariance_value_loss, perceptual_pyramid_loss
-from training.models.avd import AVDParams, KeypointAVD, KeypointAVDModel
 from training.models.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper

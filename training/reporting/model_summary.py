@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from training.models.blocks import count_parameters
 from training.config import CONFIG_DIR
 from training.models import build_avd_network
 from training.models import build_model
+from training.models.blocks import count_parameters
 
 M = 1e6
 # official parameter counts (model_anchors.md); 'total' = generator + motion networks, no discriminator, no AVD
