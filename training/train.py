@@ -10,6 +10,11 @@
 folder that already holds checkpoints is never overwritten: pass ``--resume auto`` (continue from its newest
 checkpoint, e.g. after pre-emption) or a checkpoint path. ``--synthetic N`` trains on N deterministic
 moving-blob videos instead of a dataset (smoke tests, speed checks on machines without data).
+
+The only command line left in ``training/`` (the others are ``pipelines/commands/``): torchrun and Dagster Pipes
+(``assets.models.pipes_train``) launch it as a module on every rank, so it must run without Dagster and without the
+``motionpipe`` CLI. It is also the one place here that reads the environment (torchrun's ranks,
+``$MOTIONPIPE_VGG19_WEIGHTS``); the loop it assembles (``training.loop``) takes everything as arguments.
 """
 
 from __future__ import annotations
