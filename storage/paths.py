@@ -23,8 +23,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from storage.root import DataRoot
+if TYPE_CHECKING:  # names only: importing this module needs no filesystem library (the training loop uses it)
+    from storage.root import DataRoot
 
 DATASETS = "datasets"
 
