@@ -1,6 +1,6 @@
 """Everything the trainer needs from ``torch.distributed``: the rank context torchrun gives, synchronised BatchNorm
-on every backend, the DistributedDataParallel wrapper, and the collectives the loop uses (RNG states, the stop flag,
-loss means). A single process (world size 1) passes through every function untouched."""
+on every backend, the one module DistributedDataParallel wraps, per-rank seeds, and the collectives the loop uses
+(RNG states, the stop flag, loss means). A single process (world size 1) passes through every function untouched."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -155,6 +156,37 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device, process_grou
         if new is not child:
             module.add_module(name, new)
     return module
+
+
+# --- one module for DDP to wrap, one seed per rank -----------------------------------------------------------------
+
+
+class StepModule(nn.Module):
+    """The one module DDP / torch.compile wrap: dispatches the generator and discriminator passes, so both
+    go through DDP's gradient synchronisation."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mode: str, *args):
+        if mode == "generator":
+            return self.model(*args)
+        if mode == "discriminator":
+            return self.model.discriminator_losses(*args)
+        raise ValueError(f"unknown step mode {mode!r}")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """Per-rank (and, for a reseed after a world-size change, per-step) seed."""
+    return (seed + rank + 1_000_003 * step) % 2 ** 63
 
 
 # --- what the trainer asks of the process group ----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """One training loop for Monkey-Net, FOMM, MRAA and TPSMM (and their AVD stage).
 
-(Over 400 lines: one class, because the step loop, exact resume and the log windows share the same counters.)
+(A little over 400 lines: one class, because the step loop and exact resume share the same counters.)
 
 The loop is linear and model-agnostic: a model wrapper (``training.models.build_model``) gives
 ``forward(source, driving) -> (weighted losses, generated)``, ``optimizer_groups()`` and ``networks()``; optional
@@ -39,25 +39,24 @@ import math
 import os
 import re
 import signal
-import time
 import warnings
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from storage.paths import run_checkpoints_dir, run_tensorboard_dir
+from storage.paths import run_checkpoints_dir
 from training.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, capture_rng_state, epoch_checkpoint_name,
                                  latest_checkpoint, load_checkpoint, load_networks, prune_checkpoints,
                                  remove_stale_temporaries, restore_rng_state, save_checkpoint, step_checkpoint_name)
 from training.config import Config, config_to_dict, require_same_convention
-from training.loop.distributed import (DistContext, any_rank, barrier, gather_objects, mean_over_ranks,
-                                       synchronise_batchnorm, wrap_ddp)
+from training.loop.distributed import (DistContext, StepModule, any_rank, barrier, gather_objects, rank_seed,
+                                       seed_everything, synchronise_batchnorm, wrap_ddp)
 from training.loop.options import Schedule, TrainOptions, TrainResult
+from training.loop.run_log import RunLog
 
 log = logging.getLogger("motionpipe.train")
 
@@ -66,34 +65,6 @@ _END = object()
 
 # -----------------------------------------------------------------------------
 # helpers
-
-
-class _StepModule(nn.Module):
-    """The one module DDP / torch.compile wrap: dispatches the generator and discriminator passes, so both
-    go through DDP's gradient synchronisation."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, mode: str, *args):
-        if mode == "generator":
-            return self.model(*args)
-        if mode == "discriminator":
-            return self.model.discriminator_losses(*args)
-        raise ValueError(f"unknown step mode {mode!r}")
-
-
-def seed_everything(seed: int) -> None:
-    import random
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def rank_seed(seed: int, rank: int, step: int = 0) -> int:
-    """Per-rank (and, for a reseed after a world-size change, per-step) seed."""
-    return (seed + rank + 1_000_003 * step) % 2 ** 63
 
 
 def _accepts(fn, name: str) -> bool:
@@ -113,19 +84,6 @@ def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _config_diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
         return out
     return [] if a == b else [prefix or "<root>"]
-
-
-class _NoProgress:
-    """The progress bar's interface when tqdm is not installed."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # -----------------------------------------------------------------------------
@@ -194,7 +152,7 @@ class Trainer:
         self.has_discriminator_step = "discriminator" in groups and hasattr(model, "discriminator_losses")
         self.generator_groups = [g for g in groups if not (g == "discriminator" and self.has_discriminator_step)]
 
-        engine: nn.Module = _StepModule(model)
+        engine: nn.Module = StepModule(model)
         if self.dist.distributed:
             find_unused = options.find_unused_parameters
             if find_unused is None:  # the D step leaves G/KP out; TPSMM's bg predictor sits out before bg_start
@@ -218,7 +176,6 @@ class Trainer:
         self._stop_requested = False
         self._stop = False
         self._discriminator_keys: set[str] = set()  # excluded from loss/total (the generator objective)
-        self._writer = None
 
     # --- setup helpers ---------------------------------------------------------------------------
     def _needs_vgg(self) -> bool:
@@ -330,7 +287,6 @@ class Trainer:
         s, o = self.schedule, self.options
         if self.is_main:
             remove_stale_temporaries(self.checkpoint_dir)
-            self._writer = self._open_writer()
         skips_itself = _accepts(getattr(data, "set_epoch", None), "skip_batches")
         if hasattr(data, "set_epoch"):
             data.set_epoch(self.epoch)  # full length (a loader that skips shortens its len while skipping)
@@ -341,10 +297,7 @@ class Trainer:
         total = steps_per_epoch * s.num_epochs if steps_per_epoch else None
         if o.max_steps is not None:
             total = min(total, o.max_steps) if total else o.max_steps
-        bar = self._progress(total)
-        self._window: dict[str, torch.Tensor] = {}
-        self._window_steps, self._window_pairs, self._window_t0 = 0, 0, time.perf_counter()
-        last_logged: dict[str, float] = {}
+        run_log = RunLog(self.cfg.name, o, self.dist, self.step, total)
         self.model.train()
         try:
             while self.epoch < s.num_epochs and not self._finished():
@@ -363,7 +316,8 @@ class Trainer:
                     losses, generated, source, driving = self._train_step(batch)
                     self.step += 1
                     self.step_in_epoch += 1
-                    last_logged = self._log_step(losses, generated, source, driving, bar) or last_logged
+                    run_log.step(self.step, self.epoch, losses, generated, source, driving, self.optimizers,
+                                 self._discriminator_keys)
                     if self.step_in_epoch == steps_per_epoch:  # known length: close the epoch right away
                         self._end_epoch()
                         closed = True
@@ -380,11 +334,8 @@ class Trainer:
                             "%d of %s steps); raise train.num_epochs to train longer", self.step, o.max_steps,
                             s.num_epochs, steps_per_epoch if steps_per_epoch else "an unknown number of")
         finally:
-            bar.close()
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-        return TrainResult(self.step, self.epoch, self.last_checkpoint, last_logged, stopped_early=self._stop)
+            run_log.close()
+        return TrainResult(self.step, self.epoch, self.last_checkpoint, run_log.last, stopped_early=self._stop)
 
     def _restore_pending_rng(self) -> None:
         if self._pending_rng is not None:
@@ -465,44 +416,6 @@ class Trainer:
                 losses.update({k: v.detach() for k, v in d_losses.items()})
         return losses, generated, source, driving
 
-    # --- logging ---------------------------------------------------------------------------------
-    def _open_writer(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as exc:  # torch alone (a bare GPU machine, benchmarks/learning.py): train, log no events
-            log.warning("%s: no TensorBoard event files for this run (%s)", self.cfg.name, exc)
-            return None
-        # drop what a crashed run logged past the checkpoint, but keep the checkpoint's own step: it was logged
-        # once that step had finished, and this run starts at the next one
-        purge = self.step + 1 if self.step > 0 else None
-        return SummaryWriter(str(run_tensorboard_dir(self.options.out_dir)), purge_step=purge)
-
-    def _progress(self, total):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return _NoProgress()
-        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
-                    disable=not (self.is_main and self.options.progress), desc=f"{self.cfg.name}")
-
-    def _log_step(self, losses, generated, source, driving, bar) -> dict[str, float] | None:
-        o = self.options
-        for k, v in losses.items():
-            self._window[k] = self._window.get(k, 0.0) + v.float()
-        self._window_steps += 1
-        self._window_pairs += source.shape[0] * self.dist.world_size
-        bar.update(1)
-        logged = None
-        if self.step % o.log_every == 0:
-            logged = self._log_scalars()
-            bar.set_postfix(pairs_s=f"{logged['perf/pairs_per_s']:.1f}", loss=f"{logged['loss/total']:.4g}",
-                            epoch=self.epoch)
-        if o.image_every and self.step % o.image_every == 0 and self._writer is not None:
-            from training.reporting.visualize import make_grid
-            self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
-                                   dataformats="HWC")
-        return logged
-
     def _periodic(self) -> None:
         """Step checkpoint every N steps; agree on a requested stop (every step alone, every few under DDP)."""
         o = self.options
@@ -510,29 +423,6 @@ class Trainer:
             self.save()
         if self.step % min(o.log_every, 10) == 0 or not self.dist.distributed:
             self._stop = any_rank(self._stop_requested, self.dist)
-
-    def _log_scalars(self) -> dict[str, float]:
-        names = sorted(self._window)
-        values = mean_over_ranks(torch.stack([self._window[k] for k in names]) / self._window_steps, self.dist)
-        means = dict(zip(names, values.tolist()))
-        bad = {k: v for k, v in means.items() if not math.isfinite(v)}
-        if bad:
-            raise FloatingPointError(f"{self.cfg.name}: non-finite losses {bad} in the steps up to {self.step}")
-        now = time.perf_counter()
-        out = {f"loss/{k}": v for k, v in means.items()}
-        out["loss/total"] = sum(v for k, v in means.items() if k not in self._discriminator_keys)
-        out["perf/pairs_per_s"] = self._window_pairs / max(now - self._window_t0, 1e-9)
-        for name, opt in self.optimizers.items():
-            out[f"lr/{name}"] = opt.param_groups[0]["lr"]
-        out["progress/epoch"] = self.epoch
-        if self._writer is not None:
-            for tag, v in out.items():
-                self._writer.add_scalar(tag, v, self.step)
-            self._writer.flush()
-        self._window, self._window_steps, self._window_pairs, self._window_t0 = {}, 0, 0, now
-        if self.is_main:
-            self._emit("scalars", {"step": self.step, **out})
-        return out
 
     def _emit(self, kind: str, payload: dict) -> None:
         if self.options.on_event is not None:
