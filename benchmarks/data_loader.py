@@ -1,4 +1,4 @@
-"""Training-pair throughput of `training.data` over real shards: does the loader keep a GPU fed?
+"""Training-pair throughput of `training.loop.data` over real shards: does the loader keep a GPU fed?
 
 For 0 (main process), 1 and 2 DataLoader workers (or `--workers ...`) prints pairs/s, pairs/s per worker and the
 ratio to 1 worker, in steady state: the first batches (worker start-up, first scan of each sample's tar headers)
@@ -31,7 +31,7 @@ from storage.frames import encode_frame  # noqa: E402
 from storage.root import DataRoot  # noqa: E402
 from storage.shards import ClipTarWriter, pack_shards  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.data import PairDataset, load_split_index, make_loader  # noqa: E402
+from training.loop.data import PairDataset, load_split_index, make_loader  # noqa: E402
 
 
 def build_bench_dataset(root: DataRoot, name: str, videos: int, chunks: int, frames: int, size: int) -> None:

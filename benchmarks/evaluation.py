@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.evaluate import DEFAULT_EXTRACTORS  # noqa: E402
+from training.evaluation.evaluate import DEFAULT_EXTRACTORS  # noqa: E402
 
 TAICHI_TEST_FRAMES = 75_000
 TARGET_S = 600.0
@@ -83,7 +83,7 @@ def write_test_split(root, frames: np.ndarray):
     from storage.catalog import CHUNKS_SCHEMA, ChunkRow, write_rows
     from storage.frames import encode_frame
     from storage.shards import ClipTarWriter, pack_shards
-    from training.data import load_split_index
+    from training.loop.data import load_split_index
 
     n, h, w = frames.shape[:3]
     key = f"{VIDEO_ID}#{0:06d}#{n:06d}"
@@ -130,12 +130,12 @@ def reconstruction(animator, frames: np.ndarray, batch_size: int, repeat: int) -
 
 
 def open_extractor(name: str, device: str, pose_workers: int):
-    from training.evaluate import open_extractors
-    from training.extractors import get_extractor
+    from training.evaluation.evaluate import open_extractors
+    from training.extractors import get_extractor, weights_from_env
 
     if name == "mediapipe-pose33":
         return get_extractor(name, workers=pose_workers)
-    ready, skipped = open_extractors([name], device)
+    ready, skipped = open_extractors([name], device, weights_from_env(os.environ))
     if name not in ready:
         raise SystemExit(f"extractor {name} unavailable: {skipped[name]}")
     return ready[name]
@@ -163,7 +163,7 @@ def extractor(name: str, frames: np.ndarray, device: str, pose_workers: int, rep
 
 def whole_path(animator, frames: np.ndarray, batch_size: int, device: str, tmp: Path) -> tuple[Stage, Stage]:
     from storage.root import DataRoot
-    from training.evaluate import evaluate_videos
+    from training.evaluation.evaluate import evaluate_videos
 
     index = write_test_split(DataRoot(str(tmp / "data")), frames)
 
@@ -241,9 +241,9 @@ def main(argv=None) -> int:
         raise SystemExit("need --frames >= 2 and --batch-size, --pose-workers, --repeat >= 1")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
 
-    from training.animate import Animator
+    from training.evaluation.animate import Animator
     from training.config import load_config
-    from training.convert import build_inference_model
+    from training.models.convert import build_inference_model
 
     cfg = load_config(args.config)
     torch.manual_seed(0)

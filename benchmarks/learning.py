@@ -7,13 +7,14 @@ no-motion baseline on held-out videos in L1, and its keypoints must follow the m
 Per model: steps, batch, training wall time, L1 of the model and of the no-motion baseline (the source frame as
 every prediction) on the held-out test videos and their ratio (below 1 beats it), and the Pearson correlation and
 gain of the keypoints' mean displacement against the object's true displacement; the same for the freshly
-initialised model. See ``training.learning_check`` for the
-protocol and ``training.known_motion`` for the videos. Needs torch, numpy, yaml and pydantic only (no Dagster,
+initialised model. See ``training.loop.learning_check`` for the
+protocol and ``training.loop.known_motion`` for the videos. Needs torch, numpy, yaml and pydantic only (no Dagster,
 no video stack), so a bare GPU machine with this checkout runs it too (``--device cuda``).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from training.config import load_config  # noqa: E402
-from training.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
-                                     learning_check)
+from training.models import MODELS  # noqa: E402
+from training.models.vgg import WEIGHTS_ENV as VGG_WEIGHTS_ENV  # noqa: E402
+from training.loop.learning_check import (MIN_CORRELATION, MIN_GAIN, LearningResult, LearningSettings,  # noqa: E402
+                                          learning_check)
 
-MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")
 # Steps per model (each at its sample config's batch size), about 13 minutes in all on 2 idle CPU cores; TPSMM,
 # whose keypoints a ResNet-18 regresses, needs the most. Measured numbers: benchmarks/README.md.
 DEFAULT_STEPS = {"monkeynet": 400, "fomm": 400, "mraa": 300, "tpsmm": 1000}
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         cfg = load_config(f"{model}-{args.config_suffix}")
         settings = LearningSettings(steps=args.steps or DEFAULT_STEPS[model], batch_size=args.batch_size,
-                                    seed=args.seed, device=args.device)
+                                    seed=args.seed, device=args.device,
+                                    vgg_weights=os.environ.get(VGG_WEIGHTS_ENV))
         results.append(learning_check(cfg, settings))
         print(row(results[-1]), flush=True)
     passed = [r for r in results if r.learned]

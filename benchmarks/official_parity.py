@@ -3,13 +3,13 @@
 The official networks are imported from the user's clone (it goes on ``sys.path``; nothing is copied here) and built
 from the official config the way the official ``run.py`` builds them. Weights:
 - without ``--checkpoint``: a freshly built motionpipe model with every weight and BatchNorm statistic perturbed off
-  its initialisation (so zero/identity-initialised heads matter), exported with ``training.convert.to_official``
+  its initialisation (so zero/identity-initialised heads matter), exported with ``training.models.convert.to_official``
   and loaded into the official networks;
 - with ``--checkpoint``: the official file, loaded into the official networks as their ``Logger.load_cpk`` does and
-  into motionpipe through ``training.convert.load_official``.
+  into motionpipe through ``training.models.convert.load_official``.
 On a few deterministic frames (a smooth moving textured blob) it prints, per animation mode, the max |Δ| of the
 motion parameters (keypoints / regions: value & jacobian, shift & affine & covar, TPS keypoints, mean & var) and of
-the frames, motionpipe's ``training.animate.Animator`` against the official code:
+the frames, motionpipe's ``training.evaluation.animate.Animator`` against the official code:
 - reconstruction: source = frame 0, every frame driven by itself, with the background predictor where the model has
   one (as the official reconstruction.py does);
 - standard: the driving parameters as they are;
@@ -63,11 +63,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.animate import Animator, convex_hull_area  # noqa: E402
+from training.evaluation.animate import Animator, convex_hull_area  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.perturb import perturb_weights  # noqa: E402
-from training.convert import (build_avd_network, build_inference_model, load_official, read_checkpoint,  # noqa: E402
-                              strip_wrapper_prefixes, to_official)
+from training.models.perturb import perturb_weights  # noqa: E402
+from training.models import build_avd_network  # noqa: E402
+from training.models.convert import (build_inference_model, load_official, read_checkpoint,  # noqa: E402
+                                      strip_wrapper_prefixes, to_official)
 
 CONFIGS = {"fomm": "fomm-taichi-256", "mraa": "mraa-taichi-256", "tpsmm": "tpsmm-taichi-256",
            "monkeynet": "monkeynet-vox-256"}
@@ -480,7 +481,7 @@ def _expand(params: Params, n: int) -> Params:
     return {k: v.expand(n, *v.shape[1:]).contiguous() for k, v in params.items()}
 
 
-# the generator call of training.animate's adapters, with every output (the adapters keep the prediction only)
+# the generator call of training.evaluation.animate's adapters, with every output (the adapters keep the prediction only)
 GENERATOR_OUTPUTS: dict[str, Callable[[nn.Module, torch.Tensor, Params, Params], dict]] = {
     "fomm": lambda m, source, src, drv: m.generator(source, kp_driving=drv, kp_source=src),
     "mraa": lambda m, source, src, drv: m.generator(source, drv, src),
@@ -689,7 +690,7 @@ def build_official(args, cfg, clone: Path) -> tuple[Animator, Official]:
     hull, hull_stub = convex_hull_class()
     if args.checkpoint is None:
         print(f"weights: a new motionpipe model, perturbed (seeds {WEIGHT_SEED}/{NOISE_SEED}), exported with "
-              "training.convert.to_official")
+              "training.models.convert.to_official")
         anim, state = perturbed_weights(cfg)
     else:
         print(f"weights: {args.checkpoint} (official networks: load_state_dict; motionpipe: load_official)")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.config import load_config  # noqa: E402
 from training.models import build_model  # noqa: E402
-from training.vgg import Vgg19  # noqa: E402
+from training.models.vgg import Vgg19  # noqa: E402
 
 CONFIGS = {"fomm": "fomm-taichi-256", "mraa": "mraa-taichi-256", "tpsmm": "tpsmm-taichi-256",
            "monkeynet": "monkeynet-taichi-256"}

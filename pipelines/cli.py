@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
-    from training.run_params import MODELS
+    from training.models import MODELS
 
     p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
                                      "checkpoint (what the Dagster asset and `dvc repro` run)")
@@ -144,14 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_demo)
 
-    from training.animate import add_animate_parser
-    from training.evaluate import add_evaluate_parser
-    from training.experiments.segmentation import add_segment_parser
-    from training.experiments.toy import add_toy_parser
-    from training.leaderboard import add_leaderboard_parser
-    from training.model_summary import add_models_parser
-    from training.sample_render import add_samples_parser
-
+    from pipelines.commands.animate import add_animate_parser
+    from pipelines.commands.evaluate import add_evaluate_parser
+    from pipelines.commands.leaderboard import add_leaderboard_parser
+    from pipelines.commands.models import add_models_parser
+    from pipelines.commands.samples import add_samples_parser
+    from pipelines.commands.segment import add_segment_parser
+    from pipelines.commands.toy import add_toy_parser
     from pipelines.export import add_export_parser
     from pipelines.lineage import add_lineage_parser
 

@@ -17,13 +17,17 @@ tracks the small `cache: false` ones (coverage.json, curves.*, metrics.json, lea
     main.pt, avd.pt                   the published checkpoints (DVC outs): copies of a run's last checkpoint
     curves.csv, curves.png            training curves of the main stage (DVC plots, git-tracked)
 <root>/evaluations/<dataset>/<model>/    generated.tar, per_frame.parquet, metrics.json (DVC metrics), evaluation.json
-<root>/evaluations/<dataset>/extractor-cache/   extractor outputs on the real frames (not versioned: .dvcignore)
+<root>/evaluations/<dataset>/extractor-cache/   extractor outputs on the real test frames (not versioned)
 <root>/samples/<dataset>/             animation samples: MP4, GIF and contact sheet per (source, driving) pair
 <root>/leaderboard/                   leaderboard.md, leaderboard.json
 """
 from __future__ import annotations
 
-from storage.root import DataRoot
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names only: importing this module needs no filesystem library (the training loop uses it)
+    from storage.root import DataRoot
 
 DATASETS = "datasets"
 
@@ -111,8 +115,38 @@ def training_run_dir(root: DataRoot, dataset: str, model: str, stage: str, key: 
     return root.path("runs", f"{model}-{dataset}", f"{stage}-{key}")
 
 
+RUN_CHECKPOINTS = "checkpoints"
+RUN_TENSORBOARD = "tensorboard"
+
+
+def run_checkpoints_dir(run_dir: str | Path) -> Path:
+    """Where a training run (any ``--out`` folder, not only one under ``runs/``) keeps its checkpoints."""
+    return Path(run_dir) / RUN_CHECKPOINTS
+
+
+def run_tensorboard_dir(run_dir: str | Path) -> Path:
+    """Where a training run writes its TensorBoard event files."""
+    return Path(run_dir) / RUN_TENSORBOARD
+
+
+def local_base(root: DataRoot) -> Path:
+    """The data root as a local folder: checkpoints and evaluations are written as local files."""
+    if not root.is_local:
+        raise ValueError(f"training and evaluation write checkpoints as local files; the data root {root.url} is "
+                         f"not local (use a local data root, or sync it with DVC / fsspec first)")
+    return Path(root.base)
+
+
 def evaluation_dir(root: DataRoot, dataset: str, model: str) -> str:
     return root.path("evaluations", dataset, model)
+
+
+EXTRACTOR_CACHE = "extractor-cache"
+
+
+def evaluation_cache_dir(root: DataRoot, dataset: str) -> str:
+    """Extractor outputs on the real test frames, shared by every model scored on ``dataset``."""
+    return root.path("evaluations", dataset, EXTRACTOR_CACHE)
 
 
 def samples_dir(root: DataRoot, dataset: str) -> str:

@@ -78,12 +78,12 @@ def test_dvcignore_keeps_bytecode_out_of_code_dependencies():
 
     root = Path(__file__).resolve().parents[1]
     ignore = DvcIgnoreFilter(LocalFileSystem(), str(root))
-    for path in ("training/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v",
+    for path in ("training/models/__pycache__/grids.cpython-311.pyc", "storage/__pycache__", ".pytest_cache/v",
                  # the extractor cache sits inside data/evaluations, the leaderboard's dependency, and no clone has it
                  "data/evaluations/sample/extractor-cache/mobilenetv2-imagenet/ab.npz",
                  "storage/.paths.py.tmp-1a2b", "training/.mypy_cache/x", "storage/paths.py.swp"):
         assert ignore.is_ignored(LocalFileSystem(), str(root / path)), path
-    for path in ("training/grids.py", "data/evaluations/sample/fomm/metrics.json"):
+    for path in ("training/models/grids.py", "data/evaluations/sample/fomm/metrics.json"):
         assert not ignore.is_ignored(LocalFileSystem(), str(root / path)), path
 
 

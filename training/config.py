@@ -15,7 +15,6 @@ file and the dotted path of the offending field.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-MODELS = ("fomm", "mraa", "tpsmm", "monkeynet")
+from training.models import MODELS, model_module
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class DatasetParams(Strict):
 
 
 class TransformParams(Strict):
-    """Random affine + TPS of the equivariance losses (``training.transforms.RandomTps``)."""
+    """Random affine + TPS of the equivariance losses (``training.models.transforms.RandomTps``)."""
     sigma_affine: float = Field(ge=0)
     sigma_tps: float = Field(ge=0)
     points_tps: int = Field(ge=1)
@@ -181,7 +181,7 @@ class AnimateParams(Strict):
 
 class Config(Strict):
     name: str
-    model: Literal["fomm", "mraa", "tpsmm", "monkeynet"]
+    model: Literal[MODELS]
     dataset: DatasetParams
     model_params: Any  # dict, or the model file's ``Params`` instance after validation
     train: TrainParams
@@ -222,7 +222,7 @@ def validate_config(raw: dict, source: str = "<dict>") -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(f"{source}: invalid config\n{_format_errors(err)}") from None
-    module = importlib.import_module(f"training.models.{cfg.model}")
+    module = model_module(cfg.model)
     schema = getattr(module, "Params", None)
     if schema is not None:
         if not isinstance(cfg.model_params, dict):
@@ -259,7 +259,7 @@ def load_config(path: str | Path) -> Config:
 # -----------------------------------------------------------------------------
 # the warping convention (model_params.align_corners) across checkpoints
 
-# The grid_sample convention each official repository's weights were trained with (training/grids.py says why).
+# The grid_sample convention each official repository's weights were trained with (training/models/grids.py says why).
 OFFICIAL_ALIGN_CORNERS = {"fomm": True, "monkeynet": True, "tpsmm": True, "mraa": False}
 # motionpipe checkpoints written before the field existed were all trained with True.
 LEGACY_ALIGN_CORNERS = True

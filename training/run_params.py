@@ -9,10 +9,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from training.config import CONFIG_DIR
+from training.models import MODELS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
-MODELS = ("monkeynet", "fomm", "mraa", "tpsmm")
 
 
 class RunParams(BaseModel):

@@ -17,10 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.run_params import RunParams, config_path
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest
+from training.run_params import RunParams, config_path
 
 STAGES = ("main", "avd")
 DEVICES = ("auto", "cpu", "cuda")
@@ -78,13 +78,6 @@ class TrainingPlan:
         return (f"{self.model} on {self.dataset} ({self.stage} stage, config {self.config}, run {self.run_dir.name})")
 
 
-def local_base(root: DataRoot) -> Path:
-    if not root.is_local:
-        raise ValueError(f"training and evaluation write checkpoints as local files; the data root {root.url} is "
-                         f"not local (use a local data root, or sync it with DVC / fsspec first)")
-    return Path(root.base)
-
-
 def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: RunParams,
                   launch: Launch = Launch(), config_dir: str | Path | None = None) -> TrainingPlan:
     """What to run for one model on one dataset; raises a clear error when an input is missing."""
@@ -93,7 +86,7 @@ def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: 
 
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    base = local_base(root)
+    base = paths.local_base(root)
     config_file = config_path(model, dataset, config_dir)
     cfg = load_config(config_file)
     name = cfg.name
@@ -168,9 +161,9 @@ def publish_checkpoint(checkpoint: Path, plan: TrainingPlan) -> Published:
 
 def write_run_curves(plan: TrainingPlan):
     """The main stage's training curves beside its published checkpoint (PNG, and CSV for `dvc plots`)."""
-    from training.curves import NoEventsError, write_curves
+    from training.reporting.curves import NoEventsError, write_curves
     try:
-        return write_curves(plan.run_dir / "tensorboard", str(plan.published.parent),
+        return write_curves(paths.run_tensorboard_dir(plan.run_dir), str(plan.published.parent),
                             title=f"{plan.model} on {plan.dataset} ({plan.config})")
     except NoEventsError:
         return None
@@ -187,7 +180,7 @@ def train_and_publish(plan: TrainingPlan) -> Published:
     if done.returncode != 0:
         raise RuntimeError(f"training {plan.describe()} failed (exit {done.returncode}); its run folder "
                            f"{plan.run_dir} is kept: rerun to resume from its newest checkpoint")
-    checkpoint = latest_checkpoint(plan.run_dir / "checkpoints")
+    checkpoint = latest_checkpoint(paths.run_checkpoints_dir(plan.run_dir))
     if checkpoint is None:
         raise RuntimeError(f"training {plan.describe()} left no checkpoint in {plan.run_dir}")
     published = publish_checkpoint(checkpoint, plan)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from assets.models.defs import checkpoint_key, evaluation_key, no_motion_key
+from assets.keys import checkpoint_key, evaluation_key, no_motion_key
 from assets.resources import TrainingResource
 from pipelines.definitions import make_definitions
 from storage.root import sha256_file

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.commands.animate import add_animate_parser, animate_command
 from storage.video import VideoWriter, probe
 from training.checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
-from training.animate import (Animator, add_animate_parser, animate_command, convex_hull_area, load_animator,
-                              read_image)
 from training.config import config_to_dict, load_config
-from training.convert import build_avd_network, build_inference_model, to_official
+from training.evaluation.animate import Animator, convex_hull_area, load_animator, read_image
+from training.models import build_avd_network
+from training.models.convert import build_inference_model, to_official
 
 
 @torch.no_grad()

@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from training import blocks, grids, losses, vgg
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
-from training.transforms import RandomTps
+from training.models import blocks, grids, losses, vgg
+from training.models.transforms import RandomTps
 
 
 # --- grids ---------------------------------------------------------------------------------------
@@ -250,7 +250,8 @@ def test_vgg_loads_torchvision_state_dict(tmp_path, monkeypatch):
     net = vgg.load_vgg19(path)
     assert net.pretrained and torch.equal(net.features[28].weight, state["features.28.weight"])
     monkeypatch.setenv(vgg.WEIGHTS_ENV, str(path))
-    assert vgg.load_vgg19().weights_path == str(path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    assert not vgg.load_vgg19(download=False, allow_random=True).pretrained  # the library never reads the variable
     bad = dict(state)
     del bad["features.5.bias"]
     torch.save(bad, tmp_path / "bad.pth")

@@ -21,7 +21,7 @@ from storage.video import VideoWriter
 from training import train
 from training.checkpoint import FORMAT, FORMAT_VERSION, UnsafeCheckpointError, load_checkpoint, save_checkpoint
 from training.config import config_to_dict, load_config
-from training.convert import build_inference_model, load_official, read_checkpoint, to_official
+from training.models.convert import build_inference_model, load_official, read_checkpoint, to_official
 
 CONFIG = "fomm-sample-64"
 

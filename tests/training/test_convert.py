@@ -8,11 +8,13 @@ import pytest
 import torch
 import yaml
 
+from pipelines.commands.models import models_command
 from training.config import CONFIG_DIR, load_config, validate_config
-from training.convert import (CheckpointMismatchError, build_avd_network, build_inference_model, convert_official,
-                              detect_layout, load_official, load_official_checkpoint, read_checkpoint, to_official)
-from training.model_summary import count_config, models_command
-from training.perturb import perturb_weights
+from training.models import build_avd_network
+from training.models.convert import (CheckpointMismatchError, build_inference_model, convert_official, detect_layout,
+                                     load_official, load_official_checkpoint, read_checkpoint, to_official)
+from training.models.perturb import perturb_weights
+from training.reporting.model_summary import count_config
 
 SAMPLES = ["fomm-sample-64", "mraa-sample-64", "tpsmm-sample-64", "monkeynet-sample-64"]
 
@@ -263,7 +265,7 @@ def test_converted_official_checkpoint_gives_identical_frames_in_every_mode(name
     """Through an official-layout file and back, every animation mode gives the same frames, bit for bit."""
     import numpy as np
 
-    from training.animate import Animator
+    from training.evaluation.animate import Animator
     cfg, model, avd = _model(name, seed=0)
     nets = _networks(model, avd)
     perturb_weights(nets.values(), seed=1)

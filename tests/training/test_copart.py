@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.commands.animate import add_animate_parser
+from pipelines.commands.segment import add_segment_parser
 from storage.video import probe
 from tests.training.test_animate import _animator, _frames, _save_ours, _write_video
-from training.animate import add_animate_parser, load_animator
-from training.convert import to_official
+from training.evaluation.animate import load_animator
 from training.experiments.part_swap import parse_parts, part_swap, swap_mask
-from training.experiments.segmentation import (add_segment_parser, region_heatmaps, resize_labels,
-                                               segment_frames, segment_heatmaps)
+from training.experiments.segmentation import region_heatmaps, resize_labels, segment_frames, segment_heatmaps
+from training.models.convert import to_official
 
 
 def _cli(argv):

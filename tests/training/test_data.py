@@ -21,28 +21,11 @@ from storage.catalog import CHUNKS_SCHEMA, ChunkRow, write_rows
 from storage.frames import encode_frame
 from storage.root import DataRoot
 from storage.shards import ClipTarWriter, pack_shards
-from training.augment import (
-    Jitter,
-    PairAugmentation,
-    adjust_brightness,
-    adjust_contrast,
-    adjust_hue,
-    adjust_saturation,
-    hsv_to_rgb,
-    rgb_to_hsv,
-)
 from training.config import AugmentationParams, JitterParams, load_config
-from training.data import (
-    DataError,
-    EvalFrames,
-    PairDataset,
-    PairSampler,
-    build_loader,
-    iter_eval_chunks,
-    load_split_index,
-    make_loader,
-    to_float,
-)
+from training.loop.augment import (Jitter, PairAugmentation, adjust_brightness, adjust_contrast, adjust_hue,
+                                   adjust_saturation, hsv_to_rgb, rgb_to_hsv)
+from training.loop.data import (DataError, EvalFrames, PairDataset, PairSampler, build_loader, iter_eval_chunks,
+                                load_split_index, make_loader, to_float)
 
 DATASET = "sample"  # the name the *-sample-64 configs train on
 TRAIN = ("vidAAAAAAAA", "vidBBBBBBBB", "vidCCCCCCCC")

@@ -25,8 +25,8 @@ import yaml
 
 from training.checkpoint import load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
-from training.train import SyntheticPairs
-from training.trainer import Trainer, TrainOptions
+from training.loop.synthetic import SyntheticPairs
+from training.loop.trainer import Trainer, TrainOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 5
@@ -89,7 +89,7 @@ def _compare_ddp_with_single_process(model, tmp_path, monkeypatch):
     assert not torch.equal(ddp["rng"][0]["torch"], ddp["rng"][1]["torch"])  # per-rank seeds
 
     single = Trainer(cfg, TrainOptions(out_dir=tmp_path / "single", max_steps=1, seed=SEED, progress=False,
-                                       allow_random_vgg=True, image_every=0))
+                                       allow_random_vgg=True, vgg_weights=no_vgg, image_every=0))
     initial = {n: {k: v.clone() for k, v in net.state_dict().items()} for n, net in single.model.networks().items()}
     single.fit(SyntheticPairs(num_videos=2, batch_size=2, size=64, seed=SEED, num_repeats=cfg.train.num_repeats))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,19 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipelines.commands.evaluate import add_evaluate_parser
+from storage import paths
 from storage.frames import decode_frame
 from storage.root import DataRoot, sha256_file
 from storage.shards import iter_tar_samples
 from tests.training.test_data import DATASET, N_FRAMES, STARTS, TEST, TRAIN, build_dataset, painted
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import load_config
-from training.data import load_split_index
-from training.evaluate import CACHE, add_evaluate_parser, evaluate_checkpoint, evaluate_videos
+from training.evaluation.evaluate import CACHE, evaluate_checkpoint, evaluate_videos
 from training.extractors.mediapipe_pose import MediapipePose33
+from training.loop.data import load_split_index
+from training.loop.trainer import Trainer, TrainOptions
 from training.metrics import FrameCountMismatch
-from training.trainer import Trainer, TrainOptions
 
 KEYS = [f"{TEST[0]}#{s:06d}#{s + N_FRAMES:06d}" for s in STARTS]
 MP = "mediapipe-pose33"
@@ -35,23 +38,16 @@ MP = "mediapipe-pose33"
 def world(tmp_path_factory):
     """(data root, checkpoint path) shared by the tests: building them is the slow part."""
     tmp = tmp_path_factory.mktemp("eval")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp / "no-such-vgg19.pth"))  # random VGG, allowed by the config
-    try:
-        root = DataRoot(str(tmp / "data"))
-        build_dataset(root)
-        cfg = load_config("fomm-sample-64")
-        run = tmp / "data" / "runs" / "fomm-sample"
-        trainer = Trainer(cfg, TrainOptions(out_dir=run, max_steps=0, progress=False, allow_random_vgg=True))
-        ckpt = trainer.save()
-    finally:
-        mp.undo()
+    root = DataRoot(str(tmp / "data"))
+    build_dataset(root)
+    cfg = load_config("fomm-sample-64")
+    run = tmp / "data" / "runs" / "fomm-sample" / "main-test"
+    trainer = Trainer(cfg, TrainOptions(out_dir=run, max_steps=0, progress=False, allow_random_vgg=True,
+                                        vgg_weights=str(tmp / "no-such-vgg19.pth")))  # random VGG, as configured
+    ckpt = Path(paths.published_checkpoint(root, DATASET, "fomm"))  # where `motionpipe train` publishes it
+    ckpt.parent.mkdir(parents=True)
+    shutil.copy(trainer.save(), ckpt)
     return root, ckpt
-
-
-@pytest.fixture
-def no_weights(monkeypatch, tmp_path):
-    monkeypatch.setenv("MOTIONPIPE_OPENPOSE_WEIGHTS", str(tmp_path / "no-such-openpose.pth"))
 
 
 def _count_extract(monkeypatch) -> list:
@@ -66,12 +62,13 @@ def _count_extract(monkeypatch) -> list:
     return calls
 
 
-def test_evaluation_outputs_and_cache(world, tmp_path, monkeypatch, no_weights):
+def test_evaluation_outputs_and_cache(world, tmp_path, monkeypatch):
     root, ckpt = world
     calls = _count_extract(monkeypatch)
     cache = tmp_path / "cache"
     res = evaluate_checkpoint(ckpt, root, DATASET, tmp_path / "a", batch_size=3, cache_dir=cache,
-                              extractors=(MP, "mobilenetv2-imagenet", "openpose-coco18"))
+                              extractors=(MP, "mobilenetv2-imagenet", "openpose-coco18"),
+                              extractor_weights={"openpose-coco18": tmp_path / "no-such-openpose.pth"})
     assert calls == [N_FRAMES] * 4  # real and generated of each chunk
 
     # the artifact: one PNG sample per chunk, every frame, at the chunk's fps
@@ -180,18 +177,21 @@ def _cli(argv):
     return args.func(args)
 
 
-def test_cli_finds_the_newest_checkpoint_and_refuses_bad_ones(world, tmp_path, capsys):
+def test_cli_scores_the_published_checkpoint_and_refuses_bad_ones(world, tmp_path, capsys, monkeypatch):
     root, ckpt = world
     data = root.base
-    assert _cli(["fomm", "--dataset", DATASET, "--data-root", data, "--max-chunks", "1", "--extractors", MP]) == 0
+    monkeypatch.setenv("MOTIONPIPE_OPENPOSE_WEIGHTS", str(tmp_path / "no-such-openpose.pth"))  # read by the CLI
+    assert _cli(["fomm", "--dataset", DATASET, "--data-root", data, "--max-chunks", "1", "--extractors", MP,
+                 "openpose-coco18"]) == 0
     out = f"{data}/evaluations/{DATASET}/fomm"
     assert json.loads(open(f"{out}/evaluation.json").read())["provenance"]["checkpoint"] == str(ckpt.resolve())
     assert len(pq.read_table(f"{out}/per_frame.parquet")) == N_FRAMES
     assert len(list(Path(data, "evaluations", DATASET, CACHE, MP).glob("*.npz"))) == 1  # shared by all models
-    assert "L1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "L1" in printed and "skipped openpose-coco18: weights not found" in printed and "no-such-openpose" in printed
 
-    with pytest.raises(FileNotFoundError,
-                       match=r"no checkpoint of mraa on sample: neither .*models/sample/mraa/main.pt nor one under"):
+    with pytest.raises(FileNotFoundError, match=r"no published checkpoint of mraa on sample at .*models/sample/mraa/"
+                                                 r"main.pt: motionpipe train mraa --dataset sample"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data])
     with pytest.raises(ValueError, match=r"holds a fomm model \(config 'fomm-sample-64'\), not 'mraa'"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data, "--checkpoint", str(ckpt)])

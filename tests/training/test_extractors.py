@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from training.extractors import (EXTRACTORS, WeightsNotFound, as_uint8_frames, extractor_class, extractor_names,
-                                 extractor_spec, get_extractor)
+                                 extractor_spec, get_extractor, weights_from_env)
 from training.extractors import openpose, reid
 from training.extractors.offline_identity import MobileNetV2ImageNet, packaged_weights
 from training.metrics import ExtractorMismatch, Keypoints, akd, mkr
@@ -120,8 +120,12 @@ def test_openpose_missing_weights_name_the_path(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFound, match=openpose.WEIGHTS_ENV):
         get_extractor("openpose-coco18")
     monkeypatch.setenv(openpose.WEIGHTS_ENV, str(missing))
-    with pytest.raises(WeightsNotFound, match=str(missing)):
+    with pytest.raises(WeightsNotFound, match="no weight file given"):  # the extractor never reads the variable
         get_extractor("openpose-coco18")
+    weights = weights_from_env({openpose.WEIGHTS_ENV: str(missing), "MOTIONPIPE_UNRELATED": "x"})
+    assert weights == {"openpose-coco18": str(missing)}  # what a command line hands on
+    with pytest.raises(WeightsNotFound, match=str(missing)):
+        get_extractor("openpose-coco18", weights=weights["openpose-coco18"])
 
 
 def test_openpose_loads_a_state_dict_in_the_published_layout(tmp_path):

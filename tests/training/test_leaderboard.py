@@ -8,10 +8,10 @@ import math
 import pytest
 from PIL import Image
 
-from training import published as pub
-from training.curves import NoEventsError, load_scalars, to_csv, write_curves
-from training.leaderboard import (LeaderboardInputError, add_leaderboard_parser, build_leaderboard,
-                                  leaderboard_command, method_of, parse_label)
+from pipelines.commands.leaderboard import add_leaderboard_parser, leaderboard_command
+from training.reporting import published as pub
+from training.reporting.curves import NoEventsError, load_scalars, to_csv, write_curves
+from training.reporting.leaderboard import LeaderboardInputError, build_leaderboard, method_of, parse_label
 
 OPENPOSE, REID = "openpose-coco18", "reid-resnet50-market1501"
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from training.config import load_config
-from training.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos, train_video
-from training.learning_check import MIN_GAIN, LearningSettings, learning_check
+from training.loop.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos, train_video
+from training.loop.learning_check import MIN_GAIN, LearningSettings, learning_check
 
 
 def test_the_texture_moves_with_the_object_by_the_known_displacement():

@@ -4,12 +4,11 @@ from __future__ import annotations
 import logging
 
 from tests.training.test_trainer import options, tiny_config
-from training.train import SyntheticPairs
-from training.trainer import Trainer
+from training.loop.synthetic import SyntheticPairs
+from training.loop.trainer import Trainer
 
 
 def test_max_steps_past_the_last_epoch_says_why_it_stopped_early(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp_path / "no-such-vgg19.pth"))
     cfg = tiny_config("fomm", loss_weights={"perceptual": []}, num_epochs=1, epoch_milestones=[1])
     trainer = Trainer(cfg, options(tmp_path / "run", max_steps=20))
     with caplog.at_level(logging.WARNING, logger="motionpipe.train"):

@@ -5,10 +5,10 @@ import pytest
 import torch
 import yaml
 
-from training.blocks import count_parameters
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
-from training.grids import make_coordinate_grid, region2gaussian
 from training.models import build_model
+from training.models.blocks import count_parameters
+from training.models.grids import make_coordinate_grid, region2gaussian
 from training.models.monkeynet import MonkeyNetModel, gaussian2kp, smallest_singular_value
 
 

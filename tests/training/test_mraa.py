@@ -6,15 +6,15 @@ import pytest
 import torch
 import yaml
 
-from training.blocks import count_parameters
 from training.config import CONFIG_DIR, load_config, validate_config
-from training.grids import heatmap_covariance, heatmap_mean, make_coordinate_grid, region2gaussian
-from training.models import build_model
-from training.models.avd import (KeypointAVD, RegionAVD, build_region_avd, random_scale_keypoints,
+from training.models import build_avd, build_model
+from training.models.avd import (KeypointAVD, RegionAVD, random_scale_keypoints,
                                  random_scale_regions)
+from training.models.blocks import count_parameters
+from training.models.grids import heatmap_covariance, heatmap_mean, make_coordinate_grid, region2gaussian
 from training.models.mraa import (BGMotionPredictor, MRAAModel, heatmap_to_region, official_pca_sqrt_2x2,
                                   pca_sqrt_2x2)
-from training.vgg import Vgg19
+from training.models.vgg import Vgg19
 
 
 def _rot(angle):
@@ -223,7 +223,7 @@ def test_bg_types():
 def test_region_avd_stage_trains_only_avd():
     cfg = load_config("mraa-sample-64")
     m = build_model(cfg, vgg=Vgg19())
-    stage = build_region_avd(cfg, m.region_predictor)
+    stage = build_avd(cfg, m)
     opt = torch.optim.Adam(stage.optimizer_groups()["avd"], lr=cfg.train_avd.lr)
     s, d = torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64)
     first = None

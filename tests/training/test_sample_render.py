@@ -18,15 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pipelines.commands.samples import add_samples_parser
 from storage import paths
 from storage.root import DataRoot
 from storage.video import iter_frames, probe
-from training.animate import load_animator
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import DataError, FrameReader, load_split_index
-from training.sample_render import (ModelCheckpoints, add_samples_parser, animate_with_points, detect_points,
-                                    render_samples)
-from training.samples import HEADER_PX, choose_pairs
+from training.evaluation.animate import load_animator
+from training.evaluation.sample_render import ModelCheckpoints, animate_with_points, detect_points, render_samples
+from training.evaluation.samples import HEADER_PX, choose_pairs
+from training.loop.data import DataError, FrameReader, load_split_index
 
 pytestmark = pytest.mark.slow
 
@@ -59,11 +59,18 @@ def world(tmp_path_factory):
                     "--max-steps", "1", "--batch-size", "2", "--no-progress", "--image-every", "0", *extra]
             return Path(run(argv).last_checkpoint)
 
-        fomm = train("fomm-sample-64", "fomm-sample")
-        mraa = train("mraa-sample-64", "mraa-sample")
-        avd = train("mraa-sample-64", "mraa-sample-avd", "--stage", "avd", "--init", str(mraa))
-    return DataRoot(str(data)), {"fomm": ModelCheckpoints("fomm", fomm),
-                                 "mraa": ModelCheckpoints("mraa", mraa, avd)}
+        root = DataRoot(str(data))
+
+        def publish(run_checkpoint: Path, model: str, stage: str = "main") -> Path:
+            """Where `motionpipe train` puts a run's last checkpoint: what the samples command takes."""
+            published = Path(paths.published_checkpoint(root, DATASET, model, stage))
+            published.parent.mkdir(parents=True, exist_ok=True)
+            return Path(shutil.copy(run_checkpoint, published))
+
+        fomm = publish(train("fomm-sample-64", "fomm-sample"), "fomm")
+        mraa = publish(train("mraa-sample-64", "mraa-sample"), "mraa")
+        avd = publish(train("mraa-sample-64", "mraa-sample-avd", "--stage", "avd", "--init", str(mraa)), "mraa", "avd")
+    return root, {"fomm": ModelCheckpoints("fomm", fomm), "mraa": ModelCheckpoints("mraa", mraa, avd)}
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +178,7 @@ def _cli(argv):
     return args.func(args)
 
 
-def test_cli_finds_main_and_avd_checkpoints(world, tmp_path, capsys):
+def test_cli_takes_the_published_main_and_avd_checkpoints(world, tmp_path, capsys):
     root, models = world
     assert _cli(["--dataset", DATASET, "--data-root", root.base, "--out", str(tmp_path), "--pairs", "1",
                  "--max-frames", "3", "--device", "cpu"]) == 0
@@ -180,11 +187,12 @@ def test_cli_finds_main_and_avd_checkpoints(world, tmp_path, capsys):
     assert f"fomm: {models['fomm'].main} (no AVD checkpoint" in printed
     assert "columns source, driving, fomm/relative, mraa/relative, mraa/avd" in printed
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gif", ".mp4", ".png"]
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint of tpsmm on sample.*runs/tpsmm-sample/checkpoints"):
+    with pytest.raises(FileNotFoundError, match=r"no published checkpoint of tpsmm on sample at .*/models/sample/"
+                                                 r"tpsmm/main.pt"):
         _cli(["--dataset", DATASET, "--data-root", root.base, "--models", "tpsmm"])
 
 
-def test_cli_prefers_published_checkpoints_and_takes_their_avd(world, tmp_path, capsys):
+def test_cli_takes_only_published_checkpoints_never_a_run_folder(world, tmp_path, capsys):
     root, models = world
     data = tmp_path / "data"
     shutil.copytree(Path(root.base) / "datasets", data / "datasets")

@@ -4,8 +4,8 @@ import pytest
 from PIL import Image
 
 from storage.video import iter_frames, probe
-from training.samples import (HEADER_PX, SamplePair, Stream, choose_pairs, contact_sheet, sample_streams,
-                              write_sample)
+from training.evaluation.samples import (HEADER_PX, SamplePair, Stream, choose_pairs, contact_sheet, sample_streams,
+                                         write_sample)
 
 KEYS = [f"vid{v}#{s:06d}#{s + 64:06d}" for v in "ABCD" for s in (0, 100)]
 

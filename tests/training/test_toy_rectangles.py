@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.commands.toy import add_toy_parser
 from training.experiments.angle_nets import NETWORKS, NetSize, build_angle_net, pca_angle, wrap_line_angle
 from training.experiments.rectangles import make_rectangles
-from training.experiments.toy import ToyConfig, add_toy_parser, run_toy
+from training.experiments.toy import ToyConfig, run_toy
 
 TINY_NET = NetSize(image_size=32, block_expansion=8, max_features=64, num_blocks=3)
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 import yaml
 
-from training.blocks import count_parameters
 from training.config import CONFIG_DIR, ConfigError, load_config, validate_config
-from training.grids import make_coordinate_grid
 from training.models import build_model
+from training.models.blocks import count_parameters
+from training.models.grids import make_coordinate_grid
 from training.models.tpsmm import DenseMotionNetwork, KeypointTps, TPSMMModel, dropout_probability, dropout_softmax
-from training.vgg import Vgg19
+from training.models.vgg import Vgg19
 
 
 def _raw(name):

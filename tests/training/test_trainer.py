@@ -6,6 +6,7 @@ checkpoint-contents and TensorBoard tests.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +15,9 @@ import yaml
 
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
-from training.train import SyntheticPairs
-from training.trainer import Trainer, TrainOptions
-from training.visualize import draw_keypoints, make_grid
+from training.loop.synthetic import SyntheticPairs
+from training.loop.trainer import Trainer, TrainOptions
+from training.reporting.visualize import draw_keypoints, make_grid
 
 def tiny_config(name: str, **train_overrides):
     """A sample config with ``train`` fields replaced (``loss_weights`` merged key by key)."""
@@ -31,13 +32,13 @@ def tiny_config(name: str, **train_overrides):
 
 @pytest.fixture(autouse=True)
 def _no_vgg_weights(monkeypatch, tmp_path):
-    # whatever this machine has cached, tests get the explicit random-VGG path
+    # whatever this machine has cached, the command line (which reads the variable) gets the random-VGG path
     monkeypatch.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(tmp_path / "no-such-vgg19.pth"))
 
 
 def options(out, **kw) -> TrainOptions:
     base = dict(out_dir=out, progress=False, log_every=1, image_every=0, checkpoint_every=1000,
-                allow_random_vgg=True, seed=3)
+                allow_random_vgg=True, seed=3, vgg_weights=str(Path(out).parent / "no-such-vgg19.pth"))
     base.update(kw)
     return TrainOptions(**base)
 
@@ -117,7 +118,7 @@ def test_checkpoint_is_self_describing(fomm_runs):
 
 def test_a_resumed_run_keeps_every_logged_step(fomm_runs):
     """The split run (2 steps, then resumed for 2 more) logs steps 1-4 once each, as the run in one go."""
-    from training.curves import load_scalars
+    from training.reporting.curves import load_scalars
     split = load_scalars(fomm_runs["tmp"] / "split" / "tensorboard")
     full = load_scalars(fomm_runs["tmp"] / "full" / "tensorboard")
     assert [step for step, _ in split["loss/total"]] == [1, 2, 3, 4]
@@ -264,7 +265,7 @@ def test_random_vgg_needs_explicit_permission(tmp_path):
     cfg = tiny_config("fomm", allow_random_vgg=False)
     with pytest.raises(FileNotFoundError, match="VGG-19"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False))
-    from training.vgg import Vgg19
+    from training.models.vgg import Vgg19
     with pytest.raises(ValueError, match="allow_random_vgg"):
         Trainer(cfg, options(tmp_path, allow_random_vgg=False), vgg=Vgg19())
     # The config may ask for it (the offline sample configs do); the checkpoint then records it.
@@ -338,3 +339,18 @@ def test_cli_trains_and_resumes_exactly_on_shards(tmp_path):
     lineage = split["meta"]["lineage"]
     assert lineage["dataset"] == "sample" and len(lineage["shards_content_hash"]) == 64
     assert split["meta"]["global_batch"] == 1 and split["resume_history"][0]["step"] == 2
+
+
+def test_the_command_line_reads_the_vgg_weights_variable_the_trainer_does_not(tmp_path, monkeypatch):
+    """``$MOTIONPIPE_VGG19_WEIGHTS`` is read by ``python -m training.train``; ``Trainer`` takes the path it is given."""
+    from training.models.vgg import Vgg19
+    from training.train import main
+
+    weights = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": torch.randn_like(v) for k, v in Vgg19().features.state_dict().items()}, weights)
+    monkeypatch.setenv("MOTIONPIPE_VGG19_WEIGHTS", str(weights))
+    assert main(["--config", "fomm-sample-64", "--synthetic", "2", "--batch-size", "2", "--out", str(tmp_path / "run"),
+                 "--max-steps", "1", "--no-progress", "--image-every", "0", "--device", "cpu"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000000001.pt")["vgg_pretrained"] is True
+    trainer = Trainer(load_config("fomm-sample-64"), options(tmp_path / "direct"))  # no path given: not the variable's
+    assert trainer.vgg_pretrained is False

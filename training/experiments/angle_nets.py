@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.blocks import Encoder, Hourglass
+from training.models.blocks import Encoder, Hourglass
 from training.models.mraa import heatmap_to_region
 
 NETWORKS = ("naive", "regression", "pca")

@@ -57,7 +57,7 @@ def part_swap(animator, source_image, driving_frames: Iterable, parts: tuple[int
               threshold: float = BACKGROUND_THRESHOLD) -> Iterator[torch.Tensor]:
     """The driving frames with ``parts`` (region numbers 1..K) taken from ``source_image``: (n, C, H, W) float32
     CPU tensors in [0, 1], ``batch_size`` frames at a time (frames as ``Animator.to_tensor`` takes them)."""
-    from training.animate import _chunks, _expand
+    from training.evaluation.animate import _chunks, _expand
 
     require_regions(animator)
     model = animator.model

@@ -1,7 +1,7 @@
 """The rotated-rectangles dataset of MRAA's toy experiment (Sec. 4.1; supplement Sec. 1, Fig. 1).
 
 Each image holds one rectangle of a random colour on black, rotated by an angle drawn uniformly from [0, 90]
-degrees; the label is that angle. Geometry is in the models' coordinate convention (training/grids.py: x right,
+degrees; the label is that angle. Geometry is in the models' coordinate convention (training/models/grids.py: x right,
 y down, both in [-1, 1]); the rectangle's long side points along (cos a, sin a), so the angle a PCA of its mask
 recovers is the label itself. The long side is always at least 1.6x the short one: with a square the angle
 would only be defined modulo 90 degrees.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.grids import make_coordinate_grid
+from training.models.grids import make_coordinate_grid
 
 MAX_ANGLE_DEG = 90.0
 

@@ -8,6 +8,7 @@ Modules load lazily: importing the registry pulls in neither mediapipe nor a net
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,6 +67,17 @@ def get_extractor(name: str, **kwargs) -> Extractor:
     return extractor_class(name)(**kwargs)
 
 
+def weights_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """name -> weight file for every extractor whose ``WEIGHTS_ENV`` variable is set in ``environ``: what a command
+    line passes on (as ``extractor_weights``) so the extractors themselves never read the environment."""
+    found = {}
+    for s in _SPECS:
+        var = getattr(importlib.import_module(s.target.split(":")[0]), "WEIGHTS_ENV", None)
+        if var and environ.get(var):
+            found[s.name] = environ[var]
+    return found
+
+
 def extractor_names(kind: str | None = None, *, paper_comparable: bool | None = None,
                     offline: bool | None = None) -> list[str]:
     """Registered names, filtered by kind, by comparability, and by whether they run without extra weights."""
@@ -78,4 +90,5 @@ def extractor_names(kind: str | None = None, *, paper_comparable: bool | None = 
 __all__ = [
     "EXTRACTORS", "Extractor", "ExtractorSpec", "IdentityExtractor", "KeypointExtractor", "WeightsNotFound",
     "as_uint8_frames", "extractor_class", "extractor_names", "extractor_spec", "get_extractor", "metric_label",
+    "weights_from_env",
 ]

@@ -25,11 +25,11 @@ class WeightsNotFound(FileNotFoundError):
 
 
 def resolve_weights(path: str | os.PathLike | None, env_var: str, what: str) -> Path:
-    """The explicit path, else ``$env_var``; a clear error naming where it looked and what file it wants."""
-    chosen = path if path is not None else os.environ.get(env_var)
-    if chosen is None:
+    """The given path; a clear error naming what file it wants and where it looked. ``$env_var`` is read by the
+    command line (``weights_from_env``), never here."""
+    if path is None:
         raise WeightsNotFound(f"{what}: no weight file given; pass its path or set ${env_var}")
-    p = Path(chosen).expanduser()
+    p = Path(path).expanduser()
     if not p.is_file():
         raise WeightsNotFound(f"{what}: weight file not found at {p} (set ${env_var} or pass the path)")
     return p

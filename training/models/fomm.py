@@ -1,5 +1,7 @@
 """First Order Motion Model (Siarohin et al., NeurIPS 2019).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Keypoints with local affine Jacobians (KPDetector) -> dense flow as a softmax mixture of per-keypoint affine
 motions plus an occlusion map (DenseMotionNetwork) -> Johnson-style encoder/decoder whose bottleneck features
 are warped and occluded (OcclusionAwareGenerator). ``FOMMModel`` computes the training losses: perceptual
@@ -15,14 +17,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
-                            resize_flow, warp, warp_each)
-from training.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
-                             lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
-from training.transforms import RandomTps
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
+from training.models.grids import (autocast_off, heatmap_mean, inverse_2x2, kp2gaussian, make_coordinate_grid,
+                                   resize_flow, warp, warp_each)
+from training.models.losses import (equivariance_jacobian_loss, equivariance_value_loss, feature_matching_loss,
+                                    lsgan_discriminator_loss, lsgan_generator_loss, perceptual_pyramid_loss)
+from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------
 # config
@@ -73,7 +75,7 @@ class DiscriminatorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp; True is what the official weights were trained with (torch 1.0's
-    # behaviour). Required: see training/grids.py.
+    # behaviour). Required: see training/models/grids.py.
     align_corners: bool
     common: CommonParams
     kp_detector: KPDetectorParams

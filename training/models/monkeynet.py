@@ -1,5 +1,7 @@
 """Monkey-Net: Animating Arbitrary Objects via Deep Motion Transfer (Siarohin et al., CVPR 2019).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Keypoints with a full 2x2 covariance (KPDetector: U-Net heatmaps -> softmax -> mean and covariance) -> a
 dense flow made of per-keypoint shifts mixed by softmax part masks, plus a residual "correction" flow
 (DenseMotionModule) -> a U-Net generator whose source skips are all warped by that flow and concatenated with
@@ -25,10 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import Encoder, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
 from training.config import Strict
-from training.grids import kp2gaussian, make_coordinate_grid, region2gaussian, warp
-from training.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
+from training.models.blocks import Encoder, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
+from training.models.grids import kp2gaussian, make_coordinate_grid, region2gaussian, warp
+from training.models.losses import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 
 # -----------------------------------------------------------------------------
 # config
@@ -93,7 +95,7 @@ class DiscriminatorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp; True is what the official weights were trained with (torch 0.4's
-    # behaviour). Required: see training/grids.py.
+    # behaviour). Required: see training/models/grids.py.
     align_corners: bool
     common: CommonParams
     kp_detector: KPDetectorParams

@@ -1,5 +1,7 @@
 """Motion Representations for Articulated Animation (Siarohin et al., CVPR 2021).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 Regions instead of keypoints: each region's shift is its heatmap mean and its affine is the PCA square root
 of its heatmap covariance, A = U diag(sqrt(S)) (RegionPredictor). A global affine background motion
 (BGMotionPredictor) fills the bg slot of the pixel-wise flow (PixelwiseFlowPredictor, full-covariance
@@ -11,7 +13,7 @@ Reference behaviour: snap-research/articulated-animation @ 9b5de78, config/taich
 torch 1.4 it pins. Two conventions of that environment are part of what its weights learned, and both are
 reproduced here (a converted official checkpoint gives the official frames in every mode):
 - ``grid_sample`` without ``align_corners`` meant False in torch 1.4, so ``model_params.align_corners`` is
-  False in MRAA configs (training/grids.py explains the effect).
+  False in MRAA configs (training/models/grids.py explains the effect).
 - Each region's affine is U diag(sqrt S) from ``torch.svd`` of its 2x2 covariance on the CPU (LAPACK
   ``gesdd``). The signs of U's columns are LAPACK's, not a free choice: in the generator they cancel between
   source and driving, but the AVD network was trained on them and predicts affines with the same signs, so AVD
@@ -28,15 +30,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
-                            inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous, warp,
-                            warp_each)
-from training.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
-from training.models.avd import AVDParams
-from training.transforms import RandomTps
+from training.models.avd import AVDParams, RegionAVD, RegionAVDModel
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Encoder, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
+from training.models.grids import (autocast_off, float32_math, from_homogeneous, heatmap_covariance, heatmap_mean,
+                                   inverse_2x2, make_coordinate_grid, region2gaussian, resize_flow, to_homogeneous,
+                                   warp, warp_each)
+from training.models.losses import equivariance_jacobian_loss, equivariance_value_loss, perceptual_pyramid_loss
+from training.models.transforms import RandomTps
 
 # -----------------------------------------------------------------------------
 # config
@@ -82,7 +84,7 @@ class GeneratorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp: False is what the official weights were trained with (torch 1.4's
-    # default, never overridden there). Required: see training/grids.py.
+    # default, never overridden there). Required: see training/models/grids.py.
     align_corners: bool
     num_regions: int = Field(ge=1)
     num_channels: int = 3
@@ -461,3 +463,19 @@ class MRAAModel(nn.Module):
 
 def build(cfg, vgg: nn.Module | None = None) -> MRAAModel:
     return MRAAModel(cfg.model_params, cfg.train, vgg=vgg)
+
+
+def build_avd_network(cfg) -> RegionAVD:
+    """Stage 2's shape/pose disentanglement network on region parameters."""
+    p = cfg.model_params
+    return RegionAVD(p.num_regions, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size,
+                     revert_axis_swap=p.revert_axis_swap)
+
+
+def build_avd(cfg, main: MRAAModel) -> RegionAVDModel:
+    """Stage 2 (``cfg.train_avd``) around the frozen region predictor of a trained ``main``."""
+    if cfg.train_avd is None:
+        raise ValueError(f"config {cfg.name!r} has no train_avd section")
+    t = cfg.train_avd
+    return RegionAVDModel(main.region_predictor, build_avd_network(cfg), t.random_scale, t.lambda_shift,
+                          1.0 if t.lambda_affine is None else t.lambda_affine)

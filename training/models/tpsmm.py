@@ -1,5 +1,7 @@
 """Thin-Plate Spline Motion Model (Zhao & Zhang, CVPR 2022).
 
+(Over 400 lines: one paper's networks, losses and training wrapper, kept together as the official code has them.)
+
 K TPS transforms, each fitted to 5 driving->source keypoint pairs from a ResNet-18 (KPDetector), plus one
 background affine from a second ResNet-18 (BGMotionPredictor) -> the DenseMotionNetwork mixes the K+1 warps
 with softmax contribution maps (a dropout-softmax early in training) and predicts occlusion masks at every
@@ -20,13 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from training.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
-                             SameBlock2d, UpBlock2d)
 from training.config import Strict
-from training.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
-from training.losses import equivariance_value_loss, perceptual_pyramid_loss
-from training.models.avd import AVDParams
-from training.transforms import RandomTps
+from training.models.avd import AVDParams, KeypointAVD, KeypointAVDModel
+from training.models.blocks import (AntiAliasInterpolation2d, DownBlock2d, Hourglass, ImagePyramid, ResBlock2d,
+                                    SameBlock2d, UpBlock2d)
+from training.models.grids import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous, warp
+from training.models.losses import equivariance_value_loss, perceptual_pyramid_loss
+from training.models.transforms import RandomTps
 
 KP_PER_TPS = 5  # keypoints per TPS transform, fixed by the paper
 
@@ -63,7 +65,7 @@ class GeneratorParams(Strict):
 
 class Params(Strict):
     # grid_sample convention of every warp; the official code passes True explicitly. Required: see
-    # training/grids.py.
+    # training/models/grids.py.
     align_corners: bool
     common: CommonParams
     generator: GeneratorParams
@@ -573,3 +575,17 @@ class TPSMMModel(nn.Module):
 
 def build(cfg, vgg: nn.Module | None = None) -> TPSMMModel:
     return TPSMMModel(cfg.model_params, cfg.train, vgg=vgg)
+
+
+def build_avd_network(cfg) -> KeypointAVD:
+    """Stage 2's shape/pose disentanglement network on the raw TPS keypoints."""
+    p = cfg.model_params
+    return KeypointAVD(p.common.num_tps * KP_PER_TPS, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size)
+
+
+def build_avd(cfg, main: TPSMMModel) -> KeypointAVDModel:
+    """Stage 2 (``cfg.train_avd``) around the frozen keypoint detector of a trained ``main``."""
+    if cfg.train_avd is None:
+        raise ValueError(f"config {cfg.name!r} has no train_avd section")
+    t = cfg.train_avd
+    return KeypointAVDModel(main.kp_detector, build_avd_network(cfg), t.random_scale, t.lambda_shift)

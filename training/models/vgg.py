@@ -2,8 +2,8 @@
 
 The layer indices of ``features`` are torchvision's, so its published ImageNet state dict
 (``vgg19-dcbfe2c3.pth``: keys ``features.N.weight/bias``) loads directly. Weights are resolved from an
-explicit path, then ``$MOTIONPIPE_VGG19_WEIGHTS``, then torch's hub cache, then (if the machine is online)
-downloaded. Without weights you get a clear error; random weights only when the caller passes
+explicit path (the command line's ``--vgg-weights`` or ``$MOTIONPIPE_VGG19_WEIGHTS``, read there), then torch's hub
+cache, then (if the machine is online) downloaded. Without weights you get a clear error; random weights only when the caller passes
 ``allow_random=True`` (and must record that the perceptual loss is then not the published one).
 """
 
@@ -85,16 +85,11 @@ def default_cache_path() -> Path:
 
 
 def resolve_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Find the ImageNet weights: explicit path, ``$MOTIONPIPE_VGG19_WEIGHTS``, hub cache, then download."""
+    """Find the ImageNet weights: explicit path, hub cache, then download."""
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"VGG-19 weights: {path} does not exist")
         return Path(path)
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        if not Path(env).is_file():
-            raise FileNotFoundError(f"VGG-19 weights: ${WEIGHTS_ENV}={env} does not exist")
-        return Path(env)
     cached = default_cache_path()
     if cached.is_file():
         return cached
@@ -109,8 +104,9 @@ def resolve_weights(path: str | os.PathLike | None = None, download: bool = True
     else:
         reason = "download disabled"
     raise FileNotFoundError(
-        f"VGG-19 ImageNet weights not found: no path given, ${WEIGHTS_ENV} unset, nothing at {cached}; {reason}. "
-        f"Put torchvision's {WEIGHTS_FILE} at {cached} or point ${WEIGHTS_ENV} at it "
+        f"VGG-19 ImageNet weights not found: no path given, nothing at {cached}; {reason}. "
+        f"Put torchvision's {WEIGHTS_FILE} at {cached} or pass its path (--vgg-weights, or ${WEIGHTS_ENV} for "
+        f"training.train and motionpipe train) "
         f"(or pass allow_random=True and record that the perceptual loss uses random features).")
 
 

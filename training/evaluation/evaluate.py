@@ -23,7 +23,7 @@ Outputs under ``out_dir``:
                           used and skipped with the reason, motionpipe version) and every metric's summary.
 
 ``evaluate_no_motion`` scores the no-motion baseline (each chunk's frame 0 as every prediction,
-``training.no_motion``) through the same path, so it has the same outputs and metrics as a model
+``training.evaluation.no_motion``) through the same path, so it has the same outputs and metrics as a model
 (``motionpipe evaluate no-motion --dataset D``).
 
 Extractor outputs on the REAL frames are cached in ``cache_dir`` (default ``out_dir/extractor-cache``) as
@@ -34,7 +34,6 @@ never silently.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import io
 import json
@@ -52,16 +51,16 @@ import torch
 
 from storage.dataset_version import dataset_version_record
 from storage.frames import encode_frame
-from storage.paths import evaluation_dir, published_checkpoint
+from storage.paths import EXTRACTOR_CACHE
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
-from training.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
+from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 from training.extractors import (Extractor, WeightsNotFound, as_uint8_frames, extractor_class, extractor_spec,
                                  get_extractor)
+from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
 from training.metrics import (Embeddings, Keypoints, MetricResult, aed_per_frame, akd_per_frame, frame_l1,
                               l1_from_frames, mkr_per_frame, pool)
 from training.metrics.result import check_same_length
-from training.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ GENERATED = "generated.tar"
 PER_FRAME = "per_frame.parquet"
 METRICS = "metrics.json"
 EVALUATION = "evaluation.json"
-CACHE = "extractor-cache"
+CACHE = EXTRACTOR_CACHE
 SPLIT = "test"
 
 # generated frames of one chunk, as (b, C, H, W) float batches in [0, 1] (or uint8), frame 0 first
@@ -326,7 +325,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
                         extractor_weights: Mapping[str, str | os.PathLike] | None = None) -> EvaluationResult:
     """Reconstruct and score every test chunk of ``dataset`` with the model in ``checkpoint`` (ours, or an official
     one with ``config``); see the module doc for what is written under ``out_dir``."""
-    from training.animate import load_animator
+    from training.evaluation.animate import load_animator
 
     index = load_split_index(root, dataset, SPLIT)
     animator = load_animator(checkpoint, config, device=device, bf16=bf16)
@@ -361,102 +360,3 @@ def evaluate_no_motion(root: DataRoot, dataset: str, out_dir: str | os.PathLike,
     return evaluate_videos(index, lambda chunk, real: no_motion_frames(real, batch_size), out_dir,
                            extractors=extractors, device=device, batch_size=batch_size, max_chunks=max_chunks,
                            cache_dir=cache_dir, provenance=prov, extractor_weights=extractor_weights)
-
-
-# ---- command line ----------------------------------------------------------------------------------------------------
-
-
-def run_dir(data_root: Path, model: str, dataset: str) -> Path:
-    return data_root / "runs" / f"{model}-{dataset}"
-
-
-def evaluations_dir(data_root: Path, dataset: str) -> Path:
-    return data_root / "evaluations" / dataset
-
-
-def newest_checkpoint(data_root: Path, model: str, dataset: str) -> Path:
-    """The published checkpoint (``models/<dataset>/<model>/main.pt``), else the newest of a hand-made run."""
-    from training.checkpoint import list_checkpoints
-
-    published = Path(published_checkpoint(DataRoot(str(data_root)), dataset, model))
-    if published.is_file():
-        return published
-    folder = run_dir(data_root, model, dataset) / "checkpoints"
-    found = list_checkpoints(folder)
-    if not found:
-        raise FileNotFoundError(f"no checkpoint of {model} on {dataset}: neither {published} nor one under "
-                                f"{folder}; train it first (motionpipe train) or pass --checkpoint")
-    return found[-1]
-
-
-def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("evaluate", help="reconstruct a dataset's test split and score it (L1, AKD, MKR, AED)",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help=f"model (config name prefix), e.g. fomm, mraa, tpsmm, monkeynet; or {NO_MOTION} "
-                                 "(the baseline: each chunk's frame 0 as every prediction)")
-    p.add_argument("--dataset", required=True, help="dataset name, e.g. taichi, ted, sample")
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint (default: the newest under <data-root>/runs/<model>-<dataset>/checkpoints)")
-    p.add_argument("--config", default=None, help="config name or YAML, for an official checkpoint")
-    p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
-    p.add_argument("--out", default=None, help="output folder (default: <data-root>/evaluations/<dataset>/<model>)")
-    p.add_argument("--max-chunks", type=int, default=None,
-                   help="score only the first N test chunks (default: params.yaml's eval_max_chunks)")
-    p.add_argument("--extractors", nargs="+", default=None,
-                   help=f"extractor names (default: params.yaml's for the dataset, else {' '.join(DEFAULT_EXTRACTORS)})")
-    p.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default: params.yaml's)")
-    p.add_argument("--params", default=None, help="run settings file (default: the project's params.yaml)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the model")
-    p.set_defaults(func=evaluate_command)
-    return p
-
-
-def evaluate_command(args) -> int:
-    """``motionpipe evaluate``: score a checkpoint on a dataset's test split and print the pooled numbers."""
-    root = DataRoot.from_env(args.data_root)
-    if not root.is_local:
-        raise ValueError(f"motionpipe evaluate needs a local data root (checkpoints and outputs are files): {root.url}")
-    base = Path(root.base)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(args.out) if args.out else Path(evaluation_dir(root, args.dataset, args.model))
-    from training.run_params import dataset_params
-    settings = dataset_params(args.dataset, args.params)  # the same settings as the Dagster asset and `dvc repro`
-    extractors = args.extractors or list(settings.extractors if settings else DEFAULT_EXTRACTORS)
-    max_chunks = args.max_chunks if args.max_chunks is not None else (settings.eval_max_chunks if settings else None)
-    batch_size = args.batch_size or (settings.eval_batch_size if settings else 16)
-    cache_dir = evaluations_dir(base, args.dataset) / CACHE
-    if args.model == NO_MOTION:
-        result = evaluate_no_motion(root, args.dataset, out, extractors=extractors, device=device,
-                                    batch_size=batch_size, max_chunks=max_chunks, cache_dir=cache_dir)
-    else:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint(base, args.model, args.dataset)
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        _check_model(checkpoint, args.model, args.config)
-        result = evaluate_checkpoint(checkpoint, root, args.dataset, out, extractors=extractors, device=device,
-                                     batch_size=batch_size, max_chunks=max_chunks, config=args.config,
-                                     cache_dir=cache_dir, bf16=args.bf16)
-    for label, r in result.metrics.items():
-        value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"
-        print(f"{label:32s} {value}  ({r.frames_counted}/{r.frames_total} frames)")
-    for n, reason in result.skipped.items():
-        print(f"skipped {n}: {reason}")
-    print(f"wrote {out} ({result.n_chunks} chunks, {result.n_frames} frames)")
-    return 0
-
-
-def _check_model(checkpoint: Path, model: str, config: str | None) -> None:
-    """MODEL must name the checkpoint's model (its config name starts with it, or it is the model kind)."""
-    from training.convert import is_motionpipe_checkpoint, read_checkpoint
-    state = read_checkpoint(checkpoint)
-    if is_motionpipe_checkpoint(state):
-        kind, name = state.get("model"), state.get("config", {}).get("name", "")
-    elif config is not None:
-        from training.config import load_config
-        cfg = load_config(config)
-        kind, name = cfg.model, cfg.name
-    else:
-        return  # load_animator raises its clear error about the missing --config
-    if model != kind and not name.startswith(model):
-        raise ValueError(f"{checkpoint} holds a {kind} model (config {name!r}), not {model!r}")

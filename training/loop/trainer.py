@@ -1,5 +1,7 @@
 """One training loop for Monkey-Net, FOMM, MRAA and TPSMM (and their AVD stage).
 
+(A little over 400 lines: one class, because the step loop and exact resume share the same counters.)
+
 The loop is linear and model-agnostic: a model wrapper (``training.models.build_model``) gives
 ``forward(source, driving) -> (weighted losses, generated)``, ``optimizer_groups()`` and ``networks()``; optional
 hooks are ``set_epoch(epoch)`` (TPSMM's dropout / bg schedule), ``clip_gradients()`` (TPSMM's official inf-norm
@@ -13,7 +15,7 @@ One Adam per optimiser group (betas, weight decay from the config), one MultiSte
 at every epoch end (milestones are in epochs; an epoch is one pass over the data, which already holds the
 config's ``num_repeats``).
 
-Distributed: under ``torchrun`` (RANK / WORLD_SIZE / LOCAL_RANK) the wrapper is put in DistributedDataParallel,
+Distributed (``training.loop.distributed``): under ``torchrun`` the wrapper is put in DistributedDataParallel,
 NCCL on GPUs and gloo on CPUs; BatchNorm becomes synchronised (the official FOMM / MRAA / Monkey-Net used
 sync BN under DataParallel), so N processes with batch B/N each compute the update of one process with batch B.
 Rank 0 logs and writes checkpoints; every rank seeds its RNGs with ``seed + rank`` (the model is initialised
@@ -25,7 +27,7 @@ trained on are skipped (by the loader itself when its ``set_epoch`` takes ``skip
 them), and the RNG states are restored at the point they were saved: before iterating when the checkpoint
 fell on an epoch end, after skipping otherwise. The data iterable therefore must derive its order and
 augmentation from (seed, epoch, index), not from the global RNG at the moment it is iterated
-(``training.data`` does; a plain DataLoader needs its own ``generator``).
+(``training.loop.data`` does; a plain DataLoader needs its own ``generator``).
 """
 
 from __future__ import annotations
@@ -37,283 +39,32 @@ import math
 import os
 import re
 import signal
-import time
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
+from storage.paths import run_checkpoints_dir
 from training.checkpoint import (FORMAT, FORMAT_VERSION, CheckpointError, capture_rng_state, epoch_checkpoint_name,
                                  latest_checkpoint, load_checkpoint, load_networks, prune_checkpoints,
                                  remove_stale_temporaries, restore_rng_state, save_checkpoint, step_checkpoint_name)
 from training.config import Config, config_to_dict, require_same_convention
+from training.loop.distributed import (DistContext, StepModule, any_rank, barrier, gather_objects, rank_seed,
+                                       seed_everything, synchronise_batchnorm, wrap_ddp)
+from training.loop.options import Schedule, TrainOptions, TrainResult
+from training.loop.run_log import RunLog
 
 log = logging.getLogger("motionpipe.train")
 
-PRECISIONS = ("fp32", "bf16")
 _END = object()
-STAGES = ("main", "avd")
-
-
-# -----------------------------------------------------------------------------
-# options and schedule
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """How to run (not what to train: that is the config)."""
-    out_dir: Path
-    precision: Literal["fp32", "bf16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    max_steps: int | None = None  # stop (and checkpoint) after this many steps in total
-    checkpoint_every: int = 1000  # steps; plus one at exit and the config's per-epoch snapshots
-    keep_checkpoints: int = 3  # newest step checkpoints kept
-    log_every: int = 50  # steps between scalar logs
-    image_every: int = 500  # steps between image grids (0: never)
-    seed: int = 0
-    progress: bool = True
-    sync_batchnorm: bool = True  # under DDP
-    find_unused_parameters: bool | None = None  # DDP; None: only where some parameters sit out a step
-    allow_random_vgg: bool = False
-    vgg_weights: str | None = None
-    device: str | None = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
-    # Called on rank 0 with ("scalars", {"step": ..., tag: value}) at every log window and ("checkpoint",
-    # {"step": ..., "path": ...}) after every save: how a launcher (e.g. Dagster Pipes) follows a run live.
-    on_event: Callable[[str, dict], None] | None = field(default=None, compare=False)
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("checkpoint_every", "keep_checkpoints", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
-        object.__setattr__(self, "out_dir", Path(self.out_dir))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Optimisation schedule of one stage, read from ``train`` (main) or ``train_avd`` (avd)."""
-    num_epochs: int
-    milestones: tuple[int, ...]
-    lr: dict[str, float]
-    betas: tuple[float, float]
-    weight_decay: float
-    checkpoint_freq: int  # epochs between kept epoch snapshots
-    batch_size: int  # global batch (split over ranks)
-    num_repeats: int
-    gamma: float = 0.1
-
-    @classmethod
-    def from_config(cls, cfg: Config, stage: str = "main") -> "Schedule":
-        if stage == "main":
-            t = cfg.train
-            return cls(t.num_epochs, tuple(t.epoch_milestones), dict(t.lr), tuple(t.betas), t.weight_decay,
-                       t.checkpoint_freq, t.batch_size, t.num_repeats)
-        if stage == "avd":
-            t = cfg.train_avd
-            if t is None:
-                raise ValueError(f"config {cfg.name!r} has no train_avd section; it has no AVD stage")
-            return cls(t.num_epochs, tuple(t.epoch_milestones), {"avd": t.lr}, tuple(t.betas), 0.0,
-                       t.checkpoint_freq, t.batch_size, t.num_repeats)
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-
-
-@dataclass
-class TrainResult:
-    step: int
-    epoch: int
-    last_checkpoint: Path | None
-    losses: dict[str, float] = field(default_factory=dict)  # last logged window means
-    stopped_early: bool = False  # a stop was requested (signal) before the schedule ended
-
-
-# -----------------------------------------------------------------------------
-# distributed context
-
-
-@dataclass(frozen=True)
-class DistContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str | None = None) -> DistContext:
-    """Context from torchrun's environment; joins the process group (NCCL on GPU, gloo on CPU) when
-    WORLD_SIZE > 1. Without torchrun this is a single process on ``device`` (default: GPU if any)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if dev.index is None:
-            dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                                device_id=dev if dev.type == "cuda" else None)
-    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev)
-
-
-def shutdown_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-# -----------------------------------------------------------------------------
-# synchronised BatchNorm that also runs on CPU (gloo); on CUDA torch's nn.SyncBatchNorm is used
-
-
-class _SyncBatchNormFn(torch.autograd.Function):
-    """Batch statistics over every rank's batch (all-gather of per-rank mean/var/count, combined exactly),
-    and the matching backward (all-reduce of sum(dy) and sum(dy * xhat)). Computed in fp32."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum, group, world_size):
-        c = x.shape[1]
-        dims = [0, *range(2, x.dim())]
-        view = [1, c] + [1] * (x.dim() - 2)
-        xf = x.float()
-        var_l, mean_l = torch.var_mean(xf, dim=dims, unbiased=False)
-        count_l = torch.full((1,), x.numel() // c, dtype=torch.float32, device=x.device)
-        packed = torch.cat([mean_l, var_l, count_l])
-        gathered = [torch.empty_like(packed) for _ in range(world_size)]
-        dist.all_gather(gathered, packed, group=group)
-        g = torch.stack(gathered)  # (W, 2C + 1)
-        means, variances, counts = g[:, :c], g[:, c:2 * c], g[:, 2 * c:]
-        n = counts.sum()
-        mean = (counts * means).sum(0) / n
-        var = (counts * (variances + (means - mean) ** 2)).sum(0) / n
-        invstd = torch.rsqrt(var + eps)
-        if running_mean is not None:
-            with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
-                unbiased = var * n / (n - 1).clamp(min=1)
-                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
-        xhat = (xf - mean.view(view)) * invstd.view(view)
-        w = weight.float() if weight is not None else torch.ones(c, device=x.device)
-        b = bias.float() if bias is not None else torch.zeros(c, device=x.device)
-        ctx.save_for_backward(xhat, w, invstd)
-        ctx.meta = (group, n, dims, view, x.dtype, weight is not None, bias is not None)
-        return (xhat * w.view(view) + b.view(view)).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        xhat, w, invstd = ctx.saved_tensors
-        group, n, dims, view, dtype, has_w, has_b = ctx.meta
-        dy = grad_out.float()
-        sum_dy = dy.sum(dims)
-        sum_dy_xhat = (dy * xhat).sum(dims)
-        both = torch.cat([sum_dy, sum_dy_xhat])
-        dist.all_reduce(both, group=group)
-        c = sum_dy.shape[0]
-        mean_dy, mean_dy_xhat = both[:c] / n, both[c:] / n
-        grad_x = (dy - mean_dy.view(view) - xhat * mean_dy_xhat.view(view)) * (invstd * w).view(view)
-        # weight/bias gradients stay local: DDP averages them over ranks like every other parameter
-        return (grad_x.to(dtype), sum_dy_xhat if has_w else None, sum_dy if has_b else None,
-                None, None, None, None, None, None)
-
-
-class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """BatchNorm with statistics over all ranks, for the gloo backend (nn.SyncBatchNorm is GPU-only).
-    Same parameters and buffers as nn.BatchNorm*d, so state dicts are interchangeable."""
-
-    def __init__(self, *args, process_group=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.process_group = process_group
-
-    def _check_input_dim(self, input):
-        if input.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
-
-    def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized()
-                and dist.get_world_size(self.process_group) > 1):
-            return super().forward(x)
-        momentum = self.momentum
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked)
-        running = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
-        return _SyncBatchNormFn.apply(x, self.weight, self.bias, *running, self.eps, momentum,
-                                      self.process_group, dist.get_world_size(self.process_group))
-
-
-def convert_sync_batchnorm(module: nn.Module, device: torch.device, process_group=None) -> nn.Module:
-    """Every BatchNorm -> synchronised BatchNorm (torch's on CUDA, :class:`CpuSyncBatchNorm` elsewhere),
-    keeping the same Parameter objects and buffers."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group)
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CpuSyncBatchNorm):
-        out = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                               module.track_running_stats, process_group=process_group)
-        if module.affine:
-            out.weight, out.bias = module.weight, module.bias
-        if module.track_running_stats:
-            out.running_mean, out.running_var = module.running_mean, module.running_var
-            out.num_batches_tracked = module.num_batches_tracked
-        out.train(module.training)
-        return out
-    for name, child in module.named_children():
-        new = convert_sync_batchnorm(child, device, process_group)
-        if new is not child:
-            module.add_module(name, new)
-    return module
 
 
 # -----------------------------------------------------------------------------
 # helpers
-
-
-class _StepModule(nn.Module):
-    """The one module DDP / torch.compile wrap: dispatches the generator and discriminator passes, so both
-    go through DDP's gradient synchronisation."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, mode: str, *args):
-        if mode == "generator":
-            return self.model(*args)
-        if mode == "discriminator":
-            return self.model.discriminator_losses(*args)
-        raise ValueError(f"unknown step mode {mode!r}")
-
-
-def seed_everything(seed: int) -> None:
-    import random
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def rank_seed(seed: int, rank: int, step: int = 0) -> int:
-    """Per-rank (and, for a reseed after a world-size change, per-step) seed."""
-    return (seed + rank + 1_000_003 * step) % 2 ** 63
 
 
 def _accepts(fn, name: str) -> bool:
@@ -333,19 +84,6 @@ def _config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _config_diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
         return out
     return [] if a == b else [prefix or "<root>"]
-
-
-class _NoProgress:
-    """The progress bar's interface when tqdm is not installed."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # -----------------------------------------------------------------------------
@@ -381,7 +119,7 @@ class Trainer:
         self.vgg = vgg if vgg is not None or model is None else getattr(model, "vgg", None)
         if model is None:
             if self.vgg is None and self._needs_vgg():
-                from training.vgg import load_vgg19
+                from training.models.vgg import load_vgg19
                 self.vgg = load_vgg19(options.vgg_weights, allow_random=allow_random_vgg)
             from training.models import build_model
             model = build_model(cfg, vgg=self.vgg)
@@ -394,8 +132,7 @@ class Trainer:
 
         model.to(self.device)
         if self.dist.distributed and options.sync_batchnorm:
-            group = dist.new_group(backend="gloo") if self.device.type != "cuda" else None
-            model = convert_sync_batchnorm(model, self.device, group)
+            model = synchronise_batchnorm(model, self.device)
         if options.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model  # unwrapped and uncompiled: what checkpoints save
@@ -415,17 +152,12 @@ class Trainer:
         self.has_discriminator_step = "discriminator" in groups and hasattr(model, "discriminator_losses")
         self.generator_groups = [g for g in groups if not (g == "discriminator" and self.has_discriminator_step)]
 
-        engine: nn.Module = _StepModule(model)
+        engine: nn.Module = StepModule(model)
         if self.dist.distributed:
             find_unused = options.find_unused_parameters
             if find_unused is None:  # the D step leaves G/KP out; TPSMM's bg predictor sits out before bg_start
                 find_unused = self.has_discriminator_step or (stage == "main" and bool(cfg.train.bg_start))
-            ddp = nn.parallel.DistributedDataParallel
-            # synchronised BatchNorm keeps buffers equal on every rank: no per-forward broadcast needed
-            buffers = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters
-                       else "broadcast_buffers")  # the name changed in torch 2.13
-            engine = ddp(engine, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                         find_unused_parameters=find_unused, **{buffers: not options.sync_batchnorm})
+            engine = wrap_ddp(engine, self.device, find_unused, options.sync_batchnorm)
         if options.compile:
             from torch import _dynamo
             # TPSMM's dropout probability changes per epoch during its warm-up and is a guarded constant
@@ -436,7 +168,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed frame size: pick the fastest kernels once
 
         self.step = self.epoch = self.step_in_epoch = 0
-        self.checkpoint_dir = options.out_dir / "checkpoints"
+        self.checkpoint_dir = run_checkpoints_dir(options.out_dir)
         self.last_checkpoint: Path | None = None
         self._last_saved_step: int | None = None
         self._pending_rng: dict | None = None
@@ -444,7 +176,6 @@ class Trainer:
         self._stop_requested = False
         self._stop = False
         self._discriminator_keys: set[str] = set()  # excluded from loss/total (the generator objective)
-        self._writer = None
 
     # --- setup helpers ---------------------------------------------------------------------------
     def _needs_vgg(self) -> bool:
@@ -469,14 +200,6 @@ class Trainer:
         return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     # --- checkpoint state ------------------------------------------------------------------------
-    def _gather_rng(self) -> list[dict]:
-        state = capture_rng_state()
-        if not self.dist.distributed:
-            return [state]
-        states: list = [None] * self.dist.world_size
-        dist.all_gather_object(states, state)
-        return states
-
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly (collective under DDP: every rank must call it)."""
         return {
@@ -488,7 +211,7 @@ class Trainer:
             "scaler": None,  # bf16 needs no loss scaling
             "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
             "world_size": self.dist.world_size, "seed": self.options.seed,
-            "rng": self._gather_rng(),
+            "rng": gather_objects(capture_rng_state(), self.dist),
             "meta": self.meta, "vgg_pretrained": self.vgg_pretrained,
             "precision": self.options.precision, "resume_history": list(self._resume_history),
             "torch_version": str(torch.__version__), "created": datetime.now(timezone.utc).isoformat(),
@@ -508,15 +231,14 @@ class Trainer:
             self._emit("checkpoint", {"step": self.step, "path": str(path)})
         if not epoch_snapshot:
             self._last_saved_step = self.step  # on every rank: they must agree on the exit save
-        if self.dist.distributed:
-            dist.barrier()
+        barrier(self.dist)
         return path
 
     def resume(self, path: str | os.PathLike) -> Path:
         """Continue exactly from a checkpoint file, or from the newest one in a run or checkpoint folder."""
         p = Path(path)
         if p.is_dir():
-            folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+            folder = run_checkpoints_dir(p) if run_checkpoints_dir(p).is_dir() else p
             found = latest_checkpoint(folder)
             if found is None:
                 raise CheckpointError(f"no checkpoint in {folder}")
@@ -565,7 +287,6 @@ class Trainer:
         s, o = self.schedule, self.options
         if self.is_main:
             remove_stale_temporaries(self.checkpoint_dir)
-            self._writer = self._open_writer()
         skips_itself = _accepts(getattr(data, "set_epoch", None), "skip_batches")
         if hasattr(data, "set_epoch"):
             data.set_epoch(self.epoch)  # full length (a loader that skips shortens its len while skipping)
@@ -576,10 +297,7 @@ class Trainer:
         total = steps_per_epoch * s.num_epochs if steps_per_epoch else None
         if o.max_steps is not None:
             total = min(total, o.max_steps) if total else o.max_steps
-        bar = self._progress(total)
-        self._window: dict[str, torch.Tensor] = {}
-        self._window_steps, self._window_pairs, self._window_t0 = 0, 0, time.perf_counter()
-        last_logged: dict[str, float] = {}
+        run_log = RunLog(self.cfg.name, o, self.dist, self.step, total)
         self.model.train()
         try:
             while self.epoch < s.num_epochs and not self._finished():
@@ -598,7 +316,8 @@ class Trainer:
                     losses, generated, source, driving = self._train_step(batch)
                     self.step += 1
                     self.step_in_epoch += 1
-                    last_logged = self._log_step(losses, generated, source, driving, bar) or last_logged
+                    run_log.step(self.step, self.epoch, losses, generated, source, driving, self.optimizers,
+                                 self._discriminator_keys)
                     if self.step_in_epoch == steps_per_epoch:  # known length: close the epoch right away
                         self._end_epoch()
                         closed = True
@@ -615,11 +334,8 @@ class Trainer:
                             "%d of %s steps); raise train.num_epochs to train longer", self.step, o.max_steps,
                             s.num_epochs, steps_per_epoch if steps_per_epoch else "an unknown number of")
         finally:
-            bar.close()
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-        return TrainResult(self.step, self.epoch, self.last_checkpoint, last_logged, stopped_early=self._stop)
+            run_log.close()
+        return TrainResult(self.step, self.epoch, self.last_checkpoint, run_log.last, stopped_early=self._stop)
 
     def _restore_pending_rng(self) -> None:
         if self._pending_rng is not None:
@@ -700,84 +416,13 @@ class Trainer:
                 losses.update({k: v.detach() for k, v in d_losses.items()})
         return losses, generated, source, driving
 
-    # --- logging ---------------------------------------------------------------------------------
-    def _open_writer(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as exc:  # torch alone (a bare GPU machine, benchmarks/learning.py): train, log no events
-            log.warning("%s: no TensorBoard event files for this run (%s)", self.cfg.name, exc)
-            return None
-        # drop what a crashed run logged past the checkpoint, but keep the checkpoint's own step: it was logged
-        # once that step had finished, and this run starts at the next one
-        purge = self.step + 1 if self.step > 0 else None
-        return SummaryWriter(str(self.options.out_dir / "tensorboard"), purge_step=purge)
-
-    def _progress(self, total):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return _NoProgress()
-        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
-                    disable=not (self.is_main and self.options.progress), desc=f"{self.cfg.name}")
-
-    def _log_step(self, losses, generated, source, driving, bar) -> dict[str, float] | None:
-        o = self.options
-        for k, v in losses.items():
-            self._window[k] = self._window.get(k, 0.0) + v.float()
-        self._window_steps += 1
-        self._window_pairs += source.shape[0] * self.dist.world_size
-        bar.update(1)
-        logged = None
-        if self.step % o.log_every == 0:
-            logged = self._log_scalars()
-            bar.set_postfix(pairs_s=f"{logged['perf/pairs_per_s']:.1f}", loss=f"{logged['loss/total']:.4g}",
-                            epoch=self.epoch)
-        if o.image_every and self.step % o.image_every == 0 and self._writer is not None:
-            from training.visualize import make_grid
-            self._writer.add_image("train/grid", make_grid(source, driving, generated), self.step,
-                                   dataformats="HWC")
-        return logged
-
     def _periodic(self) -> None:
         """Step checkpoint every N steps; agree on a requested stop (every step alone, every few under DDP)."""
         o = self.options
         if self.step % o.checkpoint_every == 0:
             self.save()
         if self.step % min(o.log_every, 10) == 0 or not self.dist.distributed:
-            self._stop = self._agree_stop()
-
-    def _agree_stop(self) -> bool:
-        if not self.dist.distributed:
-            return self._stop_requested
-        flag = torch.tensor([float(self._stop_requested)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def _log_scalars(self) -> dict[str, float]:
-        names = sorted(self._window)
-        values = torch.stack([self._window[k] for k in names]) / self._window_steps
-        if self.dist.distributed:
-            dist.all_reduce(values)
-            values /= self.dist.world_size
-        means = dict(zip(names, values.tolist()))
-        bad = {k: v for k, v in means.items() if not math.isfinite(v)}
-        if bad:
-            raise FloatingPointError(f"{self.cfg.name}: non-finite losses {bad} in the steps up to {self.step}")
-        now = time.perf_counter()
-        out = {f"loss/{k}": v for k, v in means.items()}
-        out["loss/total"] = sum(v for k, v in means.items() if k not in self._discriminator_keys)
-        out["perf/pairs_per_s"] = self._window_pairs / max(now - self._window_t0, 1e-9)
-        for name, opt in self.optimizers.items():
-            out[f"lr/{name}"] = opt.param_groups[0]["lr"]
-        out["progress/epoch"] = self.epoch
-        if self._writer is not None:
-            for tag, v in out.items():
-                self._writer.add_scalar(tag, v, self.step)
-            self._writer.flush()
-        self._window, self._window_steps, self._window_pairs, self._window_t0 = {}, 0, 0, now
-        if self.is_main:
-            self._emit("scalars", {"step": self.step, **out})
-        return out
+            self._stop = any_rank(self._stop_requested, self.dist)
 
     def _emit(self, kind: str, payload: dict) -> None:
         if self.options.on_event is not None:

@@ -1,5 +1,7 @@
 """Official checkpoints (Monkey-Net, FOMM, MRAA, TPSMM) -> motionpipe modules, and back.
 
+(Over 400 lines: the four official key layouts side by side, both directions, so each is read against the others.)
+
 A user with a released checkpoint of one of the four official codebases can evaluate or fine-tune it here
 and get the official outputs. Each layout is a top-level dict of per-network state dicts (plus optimisers
 and an epoch counter) saved by the official ``Logger.save_cpk``:
@@ -38,12 +40,10 @@ import torch
 import torch.nn as nn
 
 from training.config import require_official_convention
-from training.models import build_model
-from training.models.avd import KeypointAVD, RegionAVD
+from training.models import MODELS, build_avd_network, build_model
 
 log = logging.getLogger(__name__)
 
-MODELS = ("fomm", "mraa", "tpsmm", "monkeynet")
 LAYOUT_NAMES = {"fomm": "first-order-model", "mraa": "articulated-animation",
                 "tpsmm": "Thin-Plate-Spline-Motion-Model", "monkeynet": "monkey-net"}
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # (Distributed)DataParallel, torch.compile
@@ -400,19 +400,6 @@ def inference_config(cfg):
 def build_inference_model(cfg) -> nn.Module:
     """The training wrapper of ``cfg.model`` without its VGG (losses needing it are off), in eval mode."""
     return build_model(inference_config(cfg)).eval()
-
-
-def build_avd_network(cfg) -> nn.Module | None:
-    """The AVD network of ``cfg`` (MRAA: regions; TPSMM: keypoints), or None for FOMM/Monkey-Net."""
-    p = cfg.model_params
-    if cfg.model == "mraa":
-        return RegionAVD(p.num_regions, p.avd_network.id_bottle_size, p.avd_network.pose_bottle_size,
-                         revert_axis_swap=p.revert_axis_swap)
-    if cfg.model == "tpsmm":
-        from training.models.tpsmm import KP_PER_TPS
-        return KeypointAVD(p.common.num_tps * KP_PER_TPS, p.avd_network.id_bottle_size,
-                           p.avd_network.pose_bottle_size)
-    return None
 
 
 @dataclass

@@ -6,7 +6,7 @@ mode; the columns are written as an MP4 (``storage.video.VideoWriter``), an anim
 contact-sheet PNG (a few time steps, one row each). Keypoints or region centres, (K, 2) in [-1, 1], can be
 drawn on any column (the same points on every frame, or (T, K, 2) one set per frame).
 
-This module only lays out frames; producing them is ``training.animate``'s job.
+This module only lays out frames; producing them is ``training.evaluation.animate``'s job.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from PIL import Image
 from storage.ids import ChunkKey
 from storage.root import DataRoot
 from storage.video import VideoWriter
-from training.visualize import draw_keypoints
+from training.reporting.visualize import draw_keypoints
 
 HEADER_PX = 18
 SAMPLE_MODES = ("relative", "avd")

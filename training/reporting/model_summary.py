@@ -8,15 +8,14 @@ compared with vox-256's counts). Models are built on the ``meta`` device: no mem
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
 
-from training.blocks import count_parameters
-from training.config import CONFIG_DIR, load_config
-from training.convert import build_avd_network
+from training.config import CONFIG_DIR
+from training.models import build_avd_network
 from training.models import build_model
+from training.models.blocks import count_parameters
 
 M = 1e6
 # official parameter counts (model_anchors.md); 'total' = generator + motion networks, no discriminator, no AVD
@@ -56,7 +55,7 @@ class Row:
 
 def count_config(cfg) -> list[Row]:
     """Per-network parameter counts of ``cfg`` (+ AVD where the model has one) and the total without D/AVD."""
-    from training.vgg import Vgg19
+    from training.models.vgg import Vgg19
 
     with torch.device("meta"):
         model = build_model(cfg, vgg=Vgg19())
@@ -94,22 +93,3 @@ def format_rows(rows: list[Row]) -> str:
         lines.append(f"{name:<22} {r.network:<36} {r.params:>14,} {official:>12} {diff:>8}")
         last = r.config
     return "\n".join(lines)
-
-
-def add_models_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("models", help="parameter counts per network of every training config vs official")
-    p.add_argument("--config", action="append", default=None,
-                   help="only this config (name in training/configs or a YAML path); repeatable")
-    p.set_defaults(func=models_command)
-    return p
-
-
-def models_command(args) -> int:
-    """Print the parameter table; exit 1 if a config with an official architecture is off by >= 1%."""
-    names = args.config or config_names()
-    rows = [r for name in names for r in count_config(load_config(name))]
-    print(format_rows(rows))
-    off = [r for r in rows if r.diff_percent is not None and abs(r.diff_percent) >= 1.0]
-    for r in off:
-        print(f"{r.config} {r.network}: {r.diff_percent:+.2f}% from the official count")
-    return 1 if off else 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from training.grids import float32_math, make_coordinate_grid, warp
+from training.models.grids import float32_math, make_coordinate_grid, warp
 
 KERNELS = ("l1", "euclidean")
 

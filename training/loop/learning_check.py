@@ -11,7 +11,7 @@
    the object only with r > 0.5 and a gain > 0.25.
 
 Training is the real loop (``Trainer.fit``) with the model's own config; only the data differ
-(``training.known_motion``). The config's epoch schedule (LR milestones, TPSMM's dropout and background
+(``training.loop.known_motion``). The config's epoch schedule (LR milestones, TPSMM's dropout and background
 warm-up) is spread over the requested number of steps. Needs torch, numpy, yaml and pydantic only.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.animate import ADAPTERS, Animator
 from training.config import Config
-from training.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos
-from training.trainer import Trainer, TrainOptions
+from training.evaluation.animate import ADAPTERS, Animator
+from training.loop.known_motion import KnownMotionPairs, MovingObjectVideo, held_out_videos
+from training.loop.trainer import Trainer, TrainOptions
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class LearningSettings:
     test_videos: int = 8
     frames: int = 32
     device: str = "cpu"
+    vgg_weights: str | None = None  # the perceptual loss's ImageNet VGG-19 (random when not found)
 
 
 MIN_CORRELATION = 0.5
@@ -96,7 +97,7 @@ def _trainer(cfg: Config, settings: LearningSettings, out_dir: Path) -> tuple[Tr
     data = KnownMotionPairs(settings.train_videos, batch, per_epoch, cfg.frame_size[0], settings.frames, settings.seed)
     options = TrainOptions(out_dir=out_dir, max_steps=settings.steps, checkpoint_every=10 ** 9, keep_checkpoints=1,
                            log_every=max(1, settings.steps), image_every=0, seed=settings.seed, progress=False,
-                           allow_random_vgg=True, device=settings.device)
+                           allow_random_vgg=True, vgg_weights=settings.vgg_weights, device=settings.device)
     return Trainer(cfg, options), data
 
 

@@ -5,7 +5,7 @@ A published number is shown as comparable only when our label names the extracto
 (``AKD[mediapipe-pose33]``) is kept in the table but marked "not comparable (extractor X)" and gets no difference,
 so an offline stand-in is never read as a reproduction or a regression.
 
-The no-motion baseline (``training.no_motion``: each chunk's source frame as every prediction, scored on the same
+The no-motion baseline (``training.evaluation.no_motion``: each chunk's source frame as every prediction, scored on the same
 chunks) is a row of its own per dataset, listed first; every model row of a metric the baseline has gets the ratio
 ours / no motion (below 1: better than not moving at all).
 
@@ -16,7 +16,6 @@ Output: ``leaderboard.md`` and ``leaderboard.json`` (DVC metrics: nested dict of
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -24,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from storage.root import DataRoot
-from training.no_motion import NO_MOTION_NAME
-from training.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
+from training.evaluation.no_motion import NO_MOTION_NAME
+from training.reporting.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
 
 EVALUATIONS_DIR = "evaluations"
 METRICS_FILE = "metrics.json"
@@ -256,31 +255,3 @@ def collect_results(root: DataRoot) -> tuple[list[dict], list[str]]:
             raise LeaderboardInputError(f"{path}: not valid JSON ({exc})") from None
         results.append(result)
     return results, [str(p) for p in paths]
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("leaderboard", help="tabulate every evaluation beside the published numbers")
-    p.add_argument("--data-root", default=None,
-                   help="local folder or fsspec URL (default: $MOTIONPIPE_DATA_ROOT or ./data); evaluations are "
-                        "read from <data-root>/evaluations/<dataset>/<config>/metrics.json")
-    p.add_argument("--out", default=None, help="output folder (default: <data-root>/leaderboard)")
-    p.set_defaults(func=leaderboard_command)
-    return p
-
-
-def leaderboard_command(args: argparse.Namespace) -> int:
-    root = DataRoot.from_env(args.data_root)
-    results, sources = collect_results(root)
-    if not results:
-        raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
-    board = build_leaderboard(results, sources)
-    out = args.out or root.path(LEADERBOARD_DIR)
-    if args.out is None and not root.is_local:
-        out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
-    paths = board.write(out)
-    print(board.to_markdown())
-    print(f"wrote {paths['markdown']} and {paths['json']}")
-    return 0

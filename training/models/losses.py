@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from training.grids import float32_math, inverse_2x2
-from training.transforms import RandomTps
+from training.models.grids import float32_math, inverse_2x2
+from training.models.transforms import RandomTps
 
 
 def perceptual_pyramid_loss(vgg, pyramid_real: dict[float, torch.Tensor], pyramid_fake: dict[float, torch.Tensor],

@@ -14,7 +14,7 @@ or a few vectorised integer/float steps over whole planes, which keeps it cheap 
 (about 8 ms for the four ops on a 256×256 pair on one core).
 
 Randomness comes only from the `numpy.random.Generator` passed in, so an item's augmentation is a function of the
-item's seed (see `training.data`), never of global RNG state or of the worker that happens to load it.
+item's seed (see `training.loop.data`), never of global RNG state or of the worker that happens to load it.
 """
 from __future__ import annotations
 

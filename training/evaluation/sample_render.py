@@ -1,10 +1,10 @@
 """Render the animation samples of a dataset: every model animates the same (source, driving) test pairs.
 
-For a fixed set of pairs (``training.samples.choose_pairs`` over the test split's chunk keys: the same dataset,
+For a fixed set of pairs (``training.evaluation.samples.choose_pairs`` over the test split's chunk keys: the same dataset,
 keys and seed give the same pairs), the source frame and the driving chunk are read from the published shards and
 each model animates the source in ``relative`` mode and, where it has an AVD network, in ``avd`` mode. Columns:
 source, driving, then ``<model>/relative`` and ``<model>/avd``; written per pair as an MP4, a GIF and a
-contact-sheet PNG by ``training.samples.write_sample``.
+contact-sheet PNG by ``training.evaluation.samples.write_sample``.
 
 Overlays, as the official visualiser draws them: each output column shows, per frame, the keypoints / region
 centres that drove its generator (the relative-mode points p_d - p_d0 + p_s, or what the AVD network produced), so
@@ -20,7 +20,6 @@ one from the same place (``avd.pt`` beside it, else the newest under ``runs/<mod
 """
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ import torch
 from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, read_table
 from storage.root import DataRoot
-from training.animate import Animator, load_animator, to_uint8
-from training.data import DataError, FrameReader, SplitIndex, load_split_index
-from training.samples import SampleFiles, SamplePair, choose_pairs, sample_streams, write_sample
+from training.evaluation.animate import Animator, load_animator, to_uint8
+from training.evaluation.samples import SampleFiles, SamplePair, choose_pairs, sample_streams, write_sample
+from training.loop.data import DataError, FrameReader, SplitIndex, load_split_index
 
 SPLIT = "test"
 DEFAULT_FPS = 25.0
@@ -194,91 +193,20 @@ def detect_points(animator: Animator, frames: np.ndarray, batch_size: int = 16) 
 # ---- finding checkpoints ---------------------------------------------------------------------------------------------
 
 
-def avd_run_dir(data_root: Path, model: str, dataset: str) -> Path:
-    """``runs/<model>-<dataset>-avd``: the AVD stage's run folder, beside the main stage's ``run_dir``."""
-    from training.evaluate import run_dir
+def published_checkpoints(root: DataRoot, model: str, dataset: str, avd: bool | None = None) -> ModelCheckpoints:
+    """The published ``main.pt`` of ``model`` on ``dataset`` and its ``avd.pt``: when ``avd`` is None, only if it
+    was published (a main checkpoint alone animates in relative mode only)."""
+    from training.evaluation.scoring import published_main
 
-    main = run_dir(data_root, model, dataset)
-    return main.with_name(f"{main.name}-avd")
-
-
-def _published(data_root: Path, model: str, dataset: str, stage: str) -> Path:
-    return Path(paths.published_checkpoint(DataRoot(str(data_root)), dataset, model, stage))
-
-
-def find_model_checkpoints(data_root: Path, model: str, dataset: str) -> ModelCheckpoints:
-    """The main-stage checkpoint ``motionpipe evaluate`` would take (the published ``main.pt``, else the newest of
-    the run) and the AVD-stage one from the same place: the published ``avd.pt`` beside a published ``main.pt``,
-    else the newest under ``avd_run_dir``; None when there is none."""
-    from training.checkpoint import latest_checkpoint
-    from training.evaluate import newest_checkpoint
-
-    main = newest_checkpoint(data_root, model, dataset)
-    if main.resolve() == _published(data_root, model, dataset, "main").resolve():
-        avd = _published(data_root, model, dataset, "avd")
-        return ModelCheckpoints(model, main, avd if avd.is_file() else None)
-    return ModelCheckpoints(model, main, latest_checkpoint(avd_run_dir(data_root, model, dataset) / "checkpoints"))
+    main = published_main(root, model, dataset)
+    second = Path(paths.published_checkpoint(root, dataset, model, "avd"))
+    if avd is None:
+        avd = second.is_file()
+    return ModelCheckpoints(model, main, second if avd else None)
 
 
-def trained_models(data_root: Path, dataset: str) -> list[str]:
-    """Models with a main-stage checkpoint on ``dataset`` (published or in a run), in ``training.config.MODELS``
-    order."""
-    from training.checkpoint import list_checkpoints
-    from training.config import MODELS
-    from training.evaluate import run_dir
+def published_models(root: DataRoot, dataset: str) -> list[str]:
+    """Models with a published main-stage checkpoint on ``dataset``, in ``training.models.MODELS`` order."""
+    from training.models import MODELS
 
-    return [m for m in MODELS if _published(data_root, m, dataset, "main").is_file()
-            or list_checkpoints(run_dir(data_root, m, dataset) / "checkpoints")]
-
-
-# ---- command line ----------------------------------------------------------------------------------------------------
-
-
-def add_samples_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("samples", help="animate fixed test pairs with every model: MP4, GIF, contact sheet",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, help="dataset name, e.g. taichi, ted, sample")
-    p.add_argument("--models", nargs="+", default=None,
-                   help="models (default: every model with a published or run checkpoint on the dataset)")
-    p.add_argument("--data-root", default=None, help="data root (default: $MOTIONPIPE_DATA_ROOT or ./data)")
-    p.add_argument("--out", default=None, help="output folder (default: <data-root>/samples/<dataset>)")
-    p.add_argument("--pairs", type=int, default=None,
-                   help="number of (source, driving) pairs (default: params.yaml's sample_pairs, else 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pair choice")
-    p.add_argument("--max-frames", type=int, default=None,
-                   help="keep only the first N driving frames (default: params.yaml's sample_max_frames)")
-    p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--no-input-keypoints", dest="input_keypoints", action="store_false",
-                   help="do not draw the first model's keypoints on the source and driving columns")
-    p.set_defaults(func=samples_command)
-    return p
-
-
-def samples_command(args) -> int:
-    """``motionpipe samples``: render the pairs and print what was written."""
-    root = DataRoot.from_env(args.data_root)
-    if not root.is_local:
-        raise ValueError(f"motionpipe samples needs a local data root (checkpoints are files): {root.url}")
-    base = Path(root.base)
-    names = args.models or trained_models(base, args.dataset)
-    if not names:
-        raise FileNotFoundError(f"no checkpoint of any model on {args.dataset}: none under {base / 'models'} "
-                                f"(<dataset>/<model>/main.pt) or {base / 'runs'} (<model>-{args.dataset}/checkpoints); "
-                                "train one first (motionpipe train)")
-    models = [find_model_checkpoints(base, name, args.dataset) for name in names]
-    out = args.out or paths.samples_dir(root, args.dataset)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    from training.run_params import dataset_params
-    settings = dataset_params(args.dataset)  # the same settings as the Dagster asset and `dvc repro`
-    pairs = args.pairs or (settings.sample_pairs if settings else 4)
-    max_frames = args.max_frames or (settings.sample_max_frames if settings else None)
-    rendered = render_samples(root, args.dataset, models, out, n_pairs=pairs, seed=args.seed, device=device,
-                              max_frames=max_frames, batch_size=args.batch_size,
-                              input_keypoints=args.input_keypoints)
-    for m in models:
-        print(f"{m.name}: {m.main}" + (f" + AVD {m.avd}" if m.avd else " (no AVD checkpoint: relative mode only)"))
-    for r in rendered:
-        print(f"{r.pair.source} <- {r.pair.driving}: {r.frames} frames, columns {', '.join(r.columns)}")
-        print(f"  {r.files.mp4}\n  {r.files.gif}\n  {r.files.png}")
-    return 0
+    return [m for m in MODELS if Path(paths.published_checkpoint(root, dataset, m, "main")).is_file()]

@@ -2,7 +2,7 @@
 
 It is what a model that learned no motion would output (FOMM, MRAA and TPSMM can always fall back to copying the
 source), so a trained model must beat it. It is scored by the evaluation code on the same chunks as the models
-(``training.evaluate.evaluate_no_motion``) and stands on the leaderboard as a row of its own.
+(``training.evaluation.evaluate.evaluate_no_motion``) and stands on the leaderboard as a row of its own.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Training pairs and evaluation frames, read from a dataset's published shards.
 
+(Over 400 lines: the training pairs and the evaluation frames read the same split index and shard reader.)
+
 Where things are:
 - `catalog/chunks.parquet` says which chunks belong to a split (and their video id, size, sha256);
 - `shards/manifest.json` lists the split's shards; each shard's Parquet sidecar gives every sample's byte `offset`
@@ -35,10 +37,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from storage import paths
 from storage.catalog import CHUNKS_SCHEMA, SPLITS, read_table
 from storage.frames import decode_frame
-from storage.shards import FRAME_ENTRY, MANIFEST_NAME, SIDECAR_SCHEMA, read_shard_manifest
 from storage.root import DataRoot
-from training.augment import PairAugmentation
+from storage.shards import FRAME_ENTRY, MANIFEST_NAME, SIDECAR_SCHEMA, read_shard_manifest
 from training.config import AugmentationParams, Config
+from training.loop.augment import PairAugmentation
 
 _ORDER_STREAM = 0  # SeedSequence tags: the epoch permutation and per-item draws never share a stream
 _ITEM_STREAM = 1
@@ -183,7 +185,7 @@ def _scan_sample(f: IO[bytes], ref: ChunkRef) -> np.ndarray:
 
 
 def _planar(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 (as decoded) -> contiguous 3xHxW uint8 (the layout of the tensors and of `training.augment`)."""
+    """HxWx3 uint8 (as decoded) -> contiguous 3xHxW uint8 (the layout of the tensors and of `training.loop.augment`)."""
     return np.stack(cv2.split(rgb))  # a strided numpy transpose is several times slower
 
 

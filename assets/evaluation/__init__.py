@@ -1,0 +1,1 @@
+"""Evaluation, animation samples and the leaderboard as Dagster assets."""

@@ -1,0 +1,158 @@
+"""Dagster assets of the evaluation domain: per model × dataset the scored reconstruction of the test split, per
+dataset the no-motion baseline's and the animation samples, and one leaderboard over everything.
+
+Scoring itself is ``training.evaluation.scoring``, the same code `motionpipe evaluate` (and so `dvc repro`) runs;
+these assets add the range check, the metadata the Dagster UI shows and content-derived data versions. They sit in
+each dataset's models group, downstream of its checkpoints (``assets.models.defs``).
+"""
+
+import hashlib
+import json
+import os
+
+import dagster as dg
+
+from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
+                         models_group, no_motion_key)
+from assets.models.defs import STALE
+from assets.resources import DataRootResource, TrainingResource
+from assets.versions import MODEL_STAGE_VERSIONS
+from storage import paths
+from training.evaluation.scoring import metric_problems, score_model, score_no_motion
+from training.extractors import weights_from_env
+from training.run_params import ParamsFile, config_path
+
+
+METRICS_CHECK = "metrics_in_range"
+METRICS_CHECK_DESCRIPTION = "L1 and MKR in [0, 1], AKD within the frame, AED >= 0, all finite, L1 present."
+
+
+def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
+    """An evaluation's materialization: every metric as metadata, a Markdown table, and the range check."""
+    if scores.reused:
+        context.log.info(f"{scores.out_dir}: already scored on these data with these settings; reused")
+    problems = metric_problems(scores.metrics, frame_size)
+    digest = hashlib.sha256(json.dumps(scores.metrics, sort_keys=True).encode()).hexdigest()[:16]
+    prov = scores.provenance
+    table = "| metric | value |\n|---|---|\n" + "".join(
+        f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(digest),
+        metadata={**{k: (v if v is not None else float("nan")) for k, v in scores.metrics.items()},
+                  "scores": dg.MetadataValue.md(table), "reused": scores.reused,
+                  "path": dg.MetadataValue.path(str(scores.out_dir)),
+                  "checkpoint_sha256": prov.get("checkpoint_sha256", ""),
+                  "chunks": prov.get("chunks", 0), "frames": prov.get("frames", 0),
+                  "skipped_extractors": dg.MetadataValue.json(prov.get("skipped_extractors", {})),
+                  "dataset_version": dg.MetadataValue.json(prov.get("dataset_version") or {})},
+        check_results=[dg.AssetCheckResult(check_name=METRICS_CHECK, passed=not problems,
+                                           metadata={"problems": dg.MetadataValue.json(problems)})],
+    )
+
+
+def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.AssetsDefinition:
+    key = evaluation_key(dataset, model)
+    version = f"{MODEL_STAGE_VERSIONS['evaluation']}"
+
+    @dg.asset(
+        key=key, deps=[checkpoint_key(dataset, model), dataset_key(dataset, SHARDS)],
+        group_name=models_group(dataset),
+        code_version=version, kinds={"parquet"}, automation_condition=STALE, tags={"model": model},
+        description=f"{model} reconstruction of every {dataset} test chunk, scored as the papers do (L1, AKD, MKR, "
+                    f"AED, each keypoint/identity metric named by its extractor).",
+        check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
+    )
+    def _evaluation(context: dg.AssetExecutionContext, data_root: DataRootResource,
+                    training: TrainingResource) -> dg.MaterializeResult:
+        from training.config import load_config
+        root = data_root.get()
+        scores = score_model(root, model, dataset, training.params(dataset), device=training.torch_device(),
+                             extractor_weights=weights_from_env(os.environ))
+        size = load_config(config_path(model, dataset, training.config_dir or config_dir)).frame_size[0]
+        return _scores_result(context, scores, size)
+
+    return _evaluation
+
+
+def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
+    key = no_motion_key(dataset)
+
+    @dg.asset(
+        key=key, deps=[dataset_key(dataset, SHARDS)], group_name=models_group(dataset),
+        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds={"parquet"}, automation_condition=STALE,
+        tags={"model": "no_motion"},
+        description=f"The no-motion baseline on {dataset}: each test chunk's source frame as every prediction, scored "
+                    f"like the models (same chunks and metrics), so the leaderboard shows what a model must beat.",
+        check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
+    )
+    def _no_motion(context: dg.AssetExecutionContext, data_root: DataRootResource,
+                   training: TrainingResource) -> dg.MaterializeResult:
+        from training.loop.data import load_split_index
+        root = data_root.get()
+        scores = score_no_motion(root, dataset, training.params(dataset), device=training.torch_device(),
+                                 extractor_weights=weights_from_env(os.environ))
+        size = max(c.height for c in load_split_index(root, dataset, "test").chunks)
+        return _scores_result(context, scores, size)
+
+    return _no_motion
+
+
+def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, ...]) -> dg.AssetsDefinition:
+    deps = [checkpoint_key(dataset, m) for m in models] + [checkpoint_key(dataset, m, "avd") for m in avd_models]
+
+    @dg.asset(key=dataset_key(dataset, ANIMATION_SAMPLES), deps=deps, group_name=models_group(dataset),
+              code_version=MODEL_STAGE_VERSIONS["samples"], kinds={"video"}, automation_condition=STALE,
+              description=f"Fixed (source, driving) pairs of the {dataset} test split animated by every model in "
+                          f"relative and AVD mode, side by side: MP4, GIF and a contact sheet per pair.")
+    def _samples(context: dg.AssetExecutionContext, data_root: DataRootResource,
+                 training: TrainingResource) -> dg.MaterializeResult:
+        from training.evaluation.sample_render import published_checkpoints, render_samples
+        root = data_root.get()
+        params = training.params(dataset)
+        checkpoints = [published_checkpoints(root, m, dataset, avd=m in avd_models) for m in models]
+        written = render_samples(root, dataset, checkpoints, paths.samples_dir(root, dataset),
+                                 n_pairs=params.sample_pairs, device=training.torch_device(),
+                                 max_frames=params.sample_max_frames)
+        files = {w.pair.name: {"mp4": w.files.mp4, "gif": w.files.gif, "contact_sheet": w.files.png,
+                               "frames": w.frames, "columns": list(w.columns)} for w in written}
+        return dg.MaterializeResult(metadata={
+            "pairs": len(written), "path": dg.MetadataValue.path(paths.samples_dir(root, dataset)),
+            "files": dg.MetadataValue.json(files)})
+
+    return _samples
+
+
+def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -> dg.AssetsDefinition:
+    deps = [evaluation_key(d, m) for m, d in pairs] + [no_motion_key(d) for d in datasets]
+
+    @dg.asset(key=LEADERBOARD, deps=deps, group_name=LEADERBOARD,
+              code_version=MODEL_STAGE_VERSIONS["leaderboard"], kinds={"json"}, automation_condition=STALE,
+              description="Every scored model beside the published number of its paper and the no-motion baseline "
+                          "(Markdown + DVC metrics JSON); only numbers from the same extractor are ever compared.")
+    def _leaderboard(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
+        from training.reporting.leaderboard import build_leaderboard, collect_results
+        root = data_root.get()
+        results, sources = collect_results(root)
+        board = build_leaderboard(results, sources)
+        files = board.write(paths.leaderboard_dir(root))
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(hashlib.sha256(board.to_json().encode()).hexdigest()[:16]),
+            metadata={"table": dg.MetadataValue.md(board.to_markdown()), "evaluations": len(results),
+                      "markdown": dg.MetadataValue.path(files["markdown"]),
+                      "json": dg.MetadataValue.path(files["json"])})
+
+    return _leaderboard
+
+
+def evaluation_assets(datasets: tuple[str, ...], params: ParamsFile, config_dir: str | None) -> list:
+    """Every evaluation of params.yaml's models on ``datasets``, each dataset's baseline and samples, the leaderboard."""
+    assets: list = []
+    pairs = []
+    for dataset in datasets:
+        for model in params.models:
+            assets.append(evaluation_asset(model, dataset, config_dir))
+            pairs.append((model, dataset))
+        assets.append(no_motion_asset(dataset))
+        assets.append(samples_asset(dataset, params.models, params.avd_models))
+    assets.append(leaderboard_asset(pairs, datasets))
+    return assets

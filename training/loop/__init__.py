@@ -1,0 +1,1 @@
+"""The training loop: the trainer, its distributed plumbing, the data it reads and the learning check."""
