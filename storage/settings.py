@@ -57,15 +57,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MOTIONPIPE_NNODES", "nnodes", "nodes of a multi-node torchrun (needs the rendezvous endpoint)"),
     EnvVar("MOTIONPIPE_RDZV_ENDPOINT", "rdzv_endpoint", "host:port of the torchrun rendezvous"),
     EnvVar("MOTIONPIPE_VGG19_WEIGHTS", "vgg19_weights", "torchvision VGG-19 weights for the perceptual loss "
-                                                       "(offline machines; training/vgg.py also reads it)"),
+                                                       "(offline machines; python -m training.train also reads it)"),
     EnvVar("MOTIONPIPE_RULES_<DATASET>", None, "another dataset's rules or a rules file for <DATASET> "
                                                "(assets/dataset_config.py; set by `--rules` so that Dagster's "
                                                "child processes see it too)"),
-    EnvVar("MOTIONPIPE_REID_WEIGHTS", None, "person re-id weights for AED (training/extractors/reid.py)"),
+    EnvVar("MOTIONPIPE_REID_WEIGHTS", None, "person re-id weights for AED (read by the scoring entry points)"),
     EnvVar("MOTIONPIPE_OPENPOSE_WEIGHTS", None, "OpenPose body weights for AKD/MKR "
-                                                "(training/extractors/openpose.py)"),
-    EnvVar("MOTIONPIPE_MOBILENETV2_WEIGHTS", None, "offline identity weights (training/extractors/"
-                                                   "offline_identity.py)"),
+                                                "(read by the scoring entry points)"),
+    EnvVar("MOTIONPIPE_MOBILENETV2_WEIGHTS", None, "offline identity weights (read by the "
+                                                   "scoring entry points)"),
 )
 
 
