@@ -19,8 +19,9 @@ Outputs under ``out_dir``:
                           the frame does not count).
   ``metrics.json``        DVC metrics: ``{label: pooled value}`` plus ``per_video_mean: {label: value}``; numbers
                           only (null where no frame counted).
-  ``evaluation.json``     provenance (checkpoint and its sha256, model, config, dataset content hash, extractors
-                          used and skipped with the reason, motionpipe version) and every metric's summary.
+  ``evaluation.json``     provenance (checkpoint, relative to the data root when inside it, and its sha256, model,
+                          config, dataset content hash, extractors used and skipped with the reason, motionpipe
+                          version) and every metric's summary.
 
 ``evaluate_no_motion`` scores the no-motion baseline (each chunk's frame 0 as every prediction,
 ``training.evaluation.no_motion``) through the same path, so it has the same outputs and metrics as a model
@@ -52,6 +53,7 @@ import torch
 from storage.dataset_version import dataset_version_record
 from storage.frames import encode_frame
 from storage.paths import EXTRACTOR_CACHE
+from storage.recorded_paths import record_path
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
 from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
@@ -337,7 +339,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, root: DataRoot, dataset: 
     def generate(chunk: EvalChunk, real: np.ndarray) -> Iterable[torch.Tensor]:
         return animator.reconstruct(list(real), batch_size=batch_size)
 
-    prov = {"checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha256_file(checkpoint),
+    # relative to the data root when inside it: a moved or second clone resolves it against its own root
+    prov = {"checkpoint": record_path(checkpoint, root), "checkpoint_sha256": sha256_file(checkpoint),
             "model": cfg.model, "config": cfg.name, "trained_on": cfg.dataset.name, "bf16": bf16,
             "checkpoint_lineage": animator.lineage, "dataset_version": dataset_version_record(root, dataset)}
     return evaluate_videos(index, generate, out_dir, extractors=extractors, device=device, batch_size=batch_size,

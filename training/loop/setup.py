@@ -50,15 +50,16 @@ def git_commit() -> str | None:
 
 
 def dataset_lineage(cfg: Config, data_root: str) -> dict:
-    """What the run trains on: data root, dataset, the shard set it reads, and the dataset's version (shards'
-    content and DVC hashes, the manifest's sha256, catalog row counts)."""
+    """What the run trains on: dataset, the shard set it reads, and the dataset's version (shards' content and DVC
+    hashes, the manifest's sha256, catalog row counts). No data root: the checkpoint is read against the root it lies
+    in (or ``--data-root``), so a moved or second clone reads its own data (storage/recorded_paths.py)."""
     from storage.dataset_version import dataset_version_record
     from storage.paths import shards_dir
     from storage.root import DataRoot
     from storage.shards import read_shard_manifest
     root = DataRoot(data_root)
     manifest = read_shard_manifest(root, shards_dir(root, cfg.dataset.name))
-    return {"data_root": root.url, "dataset": cfg.dataset.name, "split": "train",
+    return {"dataset": cfg.dataset.name, "split": "train",
             "shards_content_hash": manifest.content_hash, "n_shards": len(manifest.shards),
             "version": dataset_version_record(root, cfg.dataset.name)}
 
