@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest
+from training.reporting.tensorboard_eval import log_evaluation
 from training.run_params import RunParams
 
 if TYPE_CHECKING:  # the evaluation itself (torch, extractors) is imported only when something is scored
@@ -80,11 +81,14 @@ def score_model(root: DataRoot, model: str, dataset: str, params: RunParams, dev
         previous = _previous(out_dir, {"checkpoint_sha256": sha256_file(checkpoint)}, content_hash, params)
         if previous is not None:
             return previous
-    return _scores(evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors,
-                                       device=device, batch_size=params.eval_batch_size,
-                                       max_chunks=params.eval_max_chunks, config=config, bf16=bf16,
-                                       cache_dir=paths.evaluation_cache_dir(root, dataset),
-                                       extractor_weights=extractor_weights))
+    scores = _scores(evaluate_checkpoint(checkpoint, root, dataset, out_dir, extractors=params.extractors,
+                                         device=device, batch_size=params.eval_batch_size,
+                                         max_chunks=params.eval_max_chunks, config=config, bf16=bf16,
+                                         cache_dir=paths.evaluation_cache_dir(root, dataset),
+                                         extractor_weights=extractor_weights))
+    if config is None:  # ours (an official checkpoint has no training run): scores beside its curves
+        log_evaluation(checkpoint, scores.metrics, dataset, root)
+    return scores
 
 
 def score_no_motion(root: DataRoot, dataset: str, params: RunParams, device: str = "cpu", *,
