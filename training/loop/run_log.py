@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -35,8 +36,11 @@ class _NoProgress:
 class RunLog:
     """The log of one ``Trainer.fit``, opened at its start (``step``: where the run resumes) and closed at its end."""
 
-    def __init__(self, name: str, options: TrainOptions, dist: DistContext, step: int, total: int | None):
-        self.name, self.options, self.dist = name, options, dist
+    def __init__(self, name: str, options: TrainOptions, dist: DistContext, step: int, total: int | None,
+                 preview: Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor | None] | None = None):
+        """``preview(source, driving, generated)``: the predicted frames of a stage whose training step renders
+        none (the AVD stage), drawn only for the image grid."""
+        self.name, self.options, self.dist, self.preview = name, options, dist, preview
         self.writer = self._open_writer(step) if dist.is_main else None
         self.bar = self._progress(total, step)
         self.last: dict[str, float] = {}  # the last logged window
@@ -78,6 +82,8 @@ class RunLog:
                                  epoch=epoch)
         if o.image_every and step % o.image_every == 0 and self.writer is not None:
             from training.reporting.visualize import make_grid
+            if "prediction" not in generated and self.preview is not None:
+                generated = {**generated, "prediction": self.preview(source, driving, generated)}
             self.writer.add_image("train/grid", make_grid(source, driving, generated), step, dataformats="HWC")
 
     def _scalars(self, step: int, epoch: int, optimizers: dict, discriminator_keys: set[str]) -> dict[str, float]:

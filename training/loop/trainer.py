@@ -297,7 +297,7 @@ class Trainer:
         total = steps_per_epoch * s.num_epochs if steps_per_epoch else None
         if o.max_steps is not None:
             total = min(total, o.max_steps) if total else o.max_steps
-        run_log = RunLog(self.cfg.name, o, self.dist, self.step, total)
+        run_log = RunLog(self.cfg.name, o, self.dist, self.step, total, preview=getattr(self.model, "preview", None))
         self.model.train()
         try:
             while self.epoch < s.num_epochs and not self._finished():

@@ -13,6 +13,8 @@ layer order match the official code, so official checkpoints load by key.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 from pydantic import Field
@@ -124,12 +126,13 @@ class RegionAVDModel(nn.Module):
     """
 
     def __init__(self, region_predictor: nn.Module, avd: RegionAVD, random_scale: float, lambda_shift: float = 1.0,
-                 lambda_affine: float = 1.0, freeze_bn_stats: bool = False):
+                 lambda_affine: float = 1.0, freeze_bn_stats: bool = False, generator: nn.Module | None = None):
         super().__init__()
         self.region_predictor, self.avd = region_predictor, avd
         self.random_scale, self.lambda_shift, self.lambda_affine = random_scale, lambda_shift, lambda_affine
         self.freeze_bn_stats = freeze_bn_stats
         self.region_predictor.requires_grad_(False)
+        self.generator = _frozen(generator)  # the main model's, for ``preview`` only
 
     def networks(self) -> dict[str, nn.Module]:
         return {"avd": self.avd}
@@ -149,16 +152,29 @@ class RegionAVDModel(nn.Module):
                   "rec_affine": self.lambda_affine * (pose_gt["affine"] - rec["affine"]).abs().mean()}
         return losses, {"source_region_params": ident, "driving_region_params": pose_gt, "avd_region_params": rec}
 
+    @torch.no_grad()
+    def preview(self, source: torch.Tensor, driving: torch.Tensor, generated: dict) -> torch.Tensor | None:
+        """The frame the AVD's regions animate: the source driven by ``avd_region_params`` (as the official AVD
+        animation, without background motion); for the training grid. None without the generator."""
+        if self.generator is None:
+            return None
+        with _evaluating(self.generator):
+            return self.generator(source.float(), _float(generated["avd_region_params"]),
+                                  _float(generated["source_region_params"]))["prediction"]
+
 
 class KeypointAVDModel(nn.Module):
     """TPSMM stage 2 on raw keypoints. ``kp_detector(image)`` returns (B, N, 2) or a dict holding ``key``."""
 
     def __init__(self, kp_detector: nn.Module, avd: KeypointAVD, random_scale: float, lambda_shift: float = 1.0,
-                 key: str = "fg_kp", freeze_bn_stats: bool = False):
+                 key: str = "fg_kp", freeze_bn_stats: bool = False, dense_motion: nn.Module | None = None,
+                 inpainting: nn.Module | None = None):
         super().__init__()
         self.kp_detector, self.avd, self.key = kp_detector, avd, key
         self.random_scale, self.lambda_shift, self.freeze_bn_stats = random_scale, lambda_shift, freeze_bn_stats
         self.kp_detector.requires_grad_(False)
+        # the main model's, for ``preview`` only
+        self.dense_motion, self.inpainting = _frozen(dense_motion), _frozen(inpainting)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"avd": self.avd}
@@ -179,3 +195,34 @@ class KeypointAVDModel(nn.Module):
         rec = self.avd(kp_id, kp_pose)
         losses = {"rec_kp": self.lambda_shift * (kp_gt - rec).abs().mean()}
         return losses, {"kp_source": kp_id, "kp_driving": kp_gt, "kp_avd": rec}
+
+    @torch.no_grad()
+    def preview(self, source: torch.Tensor, driving: torch.Tensor, generated: dict) -> torch.Tensor | None:
+        """The frame the AVD's keypoints animate: the source driven by ``kp_avd`` (as the official AVD animation,
+        without background motion); for the training grid. None without the main model's networks."""
+        if self.dense_motion is None or self.inpainting is None:
+            return None
+        source = source.float()
+        with _evaluating(self.dense_motion), _evaluating(self.inpainting):
+            motion = self.dense_motion(source, generated["kp_avd"].float(), generated["kp_source"].float(),
+                                       bg_param=None, dropout_p=None)
+            return self.inpainting(source, motion, keep_warped_maps=False)["prediction"]
+
+
+def _frozen(module: nn.Module | None) -> nn.Module | None:
+    return module.requires_grad_(False) if module is not None else None
+
+
+def _float(params: dict) -> dict:
+    return {k: v.float() if torch.is_tensor(v) else v for k, v in params.items()}
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module):
+    """``module`` in eval mode for the block (BatchNorm running statistics, no dropout), then as it was."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -478,4 +478,4 @@ def build_avd(cfg, main: MRAAModel) -> RegionAVDModel:
         raise ValueError(f"config {cfg.name!r} has no train_avd section")
     t = cfg.train_avd
     return RegionAVDModel(main.region_predictor, build_avd_network(cfg), t.random_scale, t.lambda_shift,
-                          1.0 if t.lambda_affine is None else t.lambda_affine)
+                          1.0 if t.lambda_affine is None else t.lambda_affine, generator=main.generator)

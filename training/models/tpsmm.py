@@ -588,4 +588,5 @@ def build_avd(cfg, main: TPSMMModel) -> KeypointAVDModel:
     if cfg.train_avd is None:
         raise ValueError(f"config {cfg.name!r} has no train_avd section")
     t = cfg.train_avd
-    return KeypointAVDModel(main.kp_detector, build_avd_network(cfg), t.random_scale, t.lambda_shift)
+    return KeypointAVDModel(main.kp_detector, build_avd_network(cfg), t.random_scale, t.lambda_shift,
+                            dense_motion=main.dense_motion_network, inpainting=main.inpainting_network)

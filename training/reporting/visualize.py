@@ -1,7 +1,8 @@
 """Training visualisation: one uint8 image grid per logged step (rows = samples, columns = stages).
 
 Columns: source with its keypoints/regions, driving with its keypoints/regions, the source deformed by the
-predicted flow, the occlusion map, the prediction. A column the model does not produce (Monkey-Net has no
+predicted flow, the occlusion map, the prediction (the AVD stage's: the source driven by the AVD's reconstructed
+keypoints/regions, drawn on it). A column the model does not produce (Monkey-Net has no
 occlusion map) is left out. Plain torch/numpy/cv2, so it runs wherever training runs; TensorBoard takes the
 array as HWC.
 """
@@ -16,6 +17,7 @@ import torch
 _KP_CONTAINERS = {
     "source": ("kp_source", "source_region_params"),
     "driving": ("kp_driving", "driving_region_params"),
+    "avd": ("kp_avd", "avd_region_params"),  # the AVD stage's reconstruction of the driving motion
 }
 _KP_FIELDS = ("value", "shift", "fg_kp", "mean")
 HEADER_PX = 14
@@ -30,7 +32,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def keypoints_of(generated: dict, which: str) -> torch.Tensor | None:
-    """Keypoints or region centres (B, K, 2) of the 'source' or 'driving' frame, or None."""
+    """Keypoints or region centres (B, K, 2) of the 'source' or 'driving' frame (or 'avd': the AVD stage's), or
+    None."""
     for container in _KP_CONTAINERS[which]:
         kp = generated.get(container)
         if torch.is_tensor(kp):
@@ -103,7 +106,8 @@ def make_grid(source: torch.Tensor, driving: torch.Tensor, generated: dict, max_
     if occ is not None:
         columns.append(("occlusion", lambda i: to_uint8(occ[i])))
     if torch.is_tensor(pred):
-        columns.append(("prediction", lambda i: to_uint8(pred[i])))
+        kp_avd = keypoints_of(generated, "avd")
+        columns.append(("prediction", lambda i: _with_kp(pred[i], kp_avd, i)))
     grid = np.concatenate([np.concatenate([_resize(fn(i), h, w) for _, fn in columns], axis=1)
                            for i in range(rows)], axis=0)
     if header:
