@@ -12,7 +12,8 @@ tracks the small `cache: false` ones (coverage.json, curves.*, metrics.json, lea
     shards/<split>-NNNNNN.tar (+ .parquet sidecar), shards/manifest.json
     coverage/coverage.json
     last_rebuild.json                 the last `motionpipe rebuild`: running, finished, or where and why it stopped
-<root>/runs/<model>-<dataset>/<stage>-<run key>/   one training run: checkpoints/, tensorboard/ (resumable)
+<root>/runs/<model>-<dataset>/<stage>-<run key>/   one training run: checkpoints/, tensorboard/ (resumable; its
+                                      evaluation/ subfolder: the scores of its checkpoints)
 <root>/models/<dataset>/<model>/
     main.pt, avd.pt                   the published checkpoints (DVC outs): copies of a run's last checkpoint
     curves.csv, curves.png            training curves of the main stage (DVC plots, git-tracked)
@@ -127,6 +128,15 @@ def run_checkpoints_dir(run_dir: str | Path) -> Path:
 def run_tensorboard_dir(run_dir: str | Path) -> Path:
     """Where a training run writes its TensorBoard event files."""
     return Path(run_dir) / RUN_TENSORBOARD
+
+
+RUN_TENSORBOARD_EVALUATION = "evaluation"
+
+
+def run_evaluation_tensorboard_dir(run_dir: str | Path) -> Path:
+    """Where the scores of a run's checkpoints go in TensorBoard: a run of its own inside the training run's folder,
+    so the training curves (``curves.csv``, read from the folder above) stay losses only."""
+    return run_tensorboard_dir(run_dir) / RUN_TENSORBOARD_EVALUATION
 
 
 def local_base(root: DataRoot) -> Path:

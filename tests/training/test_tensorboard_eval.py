@@ -42,7 +42,7 @@ def run(tmp_path) -> tuple[DataRoot, Path]:
 
 
 def _events(run: Path) -> EventAccumulator:
-    acc = EventAccumulator(str(paths.run_tensorboard_dir(run)), size_guidance={"scalars": 0, "tensors": 0})
+    acc = EventAccumulator(str(paths.run_evaluation_tensorboard_dir(run)), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     return acc
 
@@ -69,6 +69,10 @@ def test_scores_and_hparams_land_in_the_runs_tensorboard(run):
     assert hp["train/batch_size"] == cfg.batch_size and hp["train/num_epochs"] == cfg.num_epochs
     assert hp["train/lr/generator"] == pytest.approx(cfg.lr["generator"])
     assert hp["train/scales"] == str(list(cfg.scales))
+
+    # the training curves (curves.csv) read the folder above: the scores are not among them
+    assert paths.run_evaluation_tensorboard_dir(run_dir).parent == paths.run_tensorboard_dir(run_dir)
+    assert not list(paths.run_tensorboard_dir(run_dir).glob("events.out.tfevents.*"))
 
     # scores reused (same checkpoint, data, extractors): nothing written twice
     assert score_model(root, "fomm", DATASET, RunParams(extractors=("mediapipe-pose33",), eval_batch_size=8)).reused

@@ -1,5 +1,7 @@
 """A model's evaluation in its training run's TensorBoard: the scores as scalars at the checkpoint's step, and the
 run's hyperparameters with its final scores in the HParams dashboard, so curves, scores and settings sit together.
+They go to the run folder's ``tensorboard/evaluation/`` (a TensorBoard run of its own), which keeps the training
+curves that ``curves.csv`` is made from losses only.
 
 The scorer (training/evaluation/scoring.py) calls ``log_evaluation`` after it scored a checkpoint; the run folder is
 the checkpoint's own (``<run>/checkpoints/step-N.pt``) or, for a published copy, the run under ``runs/`` that holds
@@ -87,7 +89,7 @@ def log_evaluation(checkpoint: Path, metrics: Mapping[str, float | None], datase
         log.info("%s belongs to no training run folder: its scores go to no TensorBoard", checkpoint)
         return None
     scalars = reported_metrics(metrics)
-    folder = paths.run_tensorboard_dir(run)
+    folder = paths.run_evaluation_tensorboard_dir(run)
     writer = SummaryWriter(str(folder))
     try:
         for tag, value in scalars.items():
