@@ -48,7 +48,8 @@ def lineage_command(args: argparse.Namespace) -> int:
 def add_lineage_parser(subparsers) -> None:
     p = subparsers.add_parser("lineage", help="trace a checkpoint or evaluation back to its chunks and videos")
     p.add_argument("artifact", help="a checkpoint (.pt) or an evaluation folder / its metrics.json")
-    p.add_argument("--data-root", default=None, help="data root to read from (default: the one the artifact lies in, else "
-                   "MOTIONPIPE_DATA_ROOT / ./data); a record of another root is refused without it")
+    p.add_argument("--data-root", default=None,
+                   help="data root to read from (default: the one the artifact lies in, else MOTIONPIPE_DATA_ROOT / "
+                        "./data); a record of another root is refused without it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=lineage_command)
