@@ -83,12 +83,37 @@ def test_comparable_vs_not_comparable_and_difference_sign():
     assert mkr.ours is None and mkr.published.value == 0.036 and mkr.status == "not measured"
     assert board.row("taichi", "fomm", f"AED[{REID}]").published.value == 0.179
 
+    md = board.to_markdown().splitlines()
+    header = next(line for line in md if line.startswith("| model |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    # one column per label, paper's extractor first within a metric, units in the header
+    assert cols == ["model", "L1 (0–1)", f"AKD[{OPENPOSE}] (px)", "AKD[mediapipe-pose33] (px)",
+                    f"MKR[{OPENPOSE}] (fraction)", "MKR[mediapipe-pose33] (fraction)",
+                    f"AED[{REID}] (embedding distance²)", "AED[mobilenetv2-imagenet] (embedding distance²)",
+                    "× no motion", "source / ours − paper"]
+    rows = [line for line in md if line.startswith(("| FOMM", "| fomm"))]
+    # the paper's row right above ours; its numbers only in its own extractor's columns
+    assert rows == ["| FOMM (paper) | 0.063 | 6.862 | — | 0.036 | — | 0.179 | — | — | FOMM Table 3 |",
+                    "| fomm (ours) | 0.0700 | 6.000 | 12.500 | — | 0.2000 | — | 0.4000 | — | "
+                    "L1 +0.007, AKD[openpose-coco18] -0.862 |"]
+
+
+def test_one_table_per_dataset_with_its_resolution_and_one_row_per_model():
+    board = build_leaderboard([
+        _result(model="fomm-taichi-256", **{"L1": 0.07, f"AKD[{OPENPOSE}]": 7.0}),
+        _result(model="mraa-taichi-256", **{"L1": 0.05}),
+        _result(model="fomm-ted-384", dataset="ted", **{"L1": 0.04}),
+    ])
     md = board.to_markdown()
-    for number in ("0.063", "6.862", "0.036", "0.179"):
-        assert number in md
-    assert "not comparable (extractor mediapipe-pose33)" in md
-    assert "not comparable (extractor mobilenetv2-imagenet)" in md
-    assert "| fomm | L1 | 0.0700 | 0.063 | +0.007 |" in md
+    assert "## taichi (256×256 frames: AKD in pixels of that size)" in md
+    assert "## ted (384×384 frames: AKD in pixels of that size)" in md
+    taichi = md.split("## taichi")[1].split("## ted")[0].splitlines()
+    names = [line.split("|")[1].strip() for line in taichi if line.startswith("| ") and "---" not in line][1:]
+    assert names == ["FOMM (paper)", "fomm-taichi-256 (ours)", "MRAA (paper)", "mraa-taichi-256 (ours)"]
+    ted = md.split("## ted")[1].splitlines()
+    assert "| MRAA (paper)" not in md.split("## ted")[1] and any(line.startswith("| FOMM (paper) | 0.033 |")
+                                                               for line in ted)
+    assert "pixels of the frames as evaluated" in md and "0–1 scale" in md
 
 
 def _numbers_only(node):
@@ -126,11 +151,9 @@ def test_no_motion_baseline_is_a_row_of_its_own_listed_first_with_every_models_r
     assert data["sample"]["mraa-sample-64"]["L1"] == {"ours": 0.3, "ratio_to_no_motion": pytest.approx(1.5)}
     md = board.to_markdown().splitlines()
     rows = [line for line in md if line.startswith(("| fomm", "| mraa", "| no motion"))]
-    assert rows[0].startswith("| no motion (source frame) | L1 | 0.2000 | — | — | baseline: the source frame")
-    assert rows[1] == "| no motion (source frame) | MKR[mediapipe-pose33] | 0.0000 | — | — | baseline: the source " \
-                      "frame as every prediction | — |"
-    assert "| fomm-sample-64 | L1 | 0.1000 | — | — | not published | 0.50 |" in md
-    assert "| mraa-sample-64 | L1 | 0.3000 | — | — | not published | 1.50 |" in md
+    assert rows == ["| no motion (source frame) | 0.2000 | 0.0000 | — | baseline: the source frame as every prediction |",
+                    "| fomm-sample-64 (ours) | 0.1000 | — | L1 0.50 | not published |",
+                    "| mraa-sample-64 (ours) | 0.3000 | — | L1 1.50 | not published |"]
 
 
 def test_bad_results_are_named():
