@@ -175,7 +175,8 @@ def test_cli_collects_evaluations_and_writes_atomically(tmp_path, capsys):
     args = parser.parse_args(["leaderboard", "--data-root", str(tmp_path)])
     assert args.func(args) == 0
     out = tmp_path / "leaderboard"
-    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json", "leaderboard.md"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json", "leaderboard.md",  # no temp files left
+                                                      "per_video.csv", "per_video.md"]
     data = json.loads((out / "leaderboard.json").read_text())
     assert data["taichi"]["fomm"][f"AKD[{OPENPOSE}]"]["difference"] == pytest.approx(7.0 - 6.862)
     assert data["ted"]["tpsmm"]["L1"]["published"] == 0.027
@@ -184,6 +185,41 @@ def test_cli_collects_evaluations_and_writes_atomically(tmp_path, capsys):
     empty = argparse.Namespace(data_root=str(tmp_path / "nothing"), out=None)
     with pytest.raises(FileNotFoundError, match="no evaluations found"):
         leaderboard_command(empty)
+
+
+def test_per_video_means_from_per_frame_tables_traced_to_each_video(tmp_path, capsys):
+    """Two evaluations' per_frame.parquet (as the scorer writes them) -> per_video.csv/.md: each video's mean over
+    its counted frames (NaN frames left out, frames = all scored frames), readable by the CLI's --per-video."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nan = float("nan")
+    frames = {"fomm-sample-64": {"video_id": ["yt_A", "yt_A", "yt_A", "yt_B"], "L1": [0.1, 0.2, 0.3, 0.5],
+                                 "AKD[mediapipe-pose33]": [2.0, nan, 4.0, nan]},
+              "no motion (source frame)": {"video_id": ["yt_A", "yt_A", "yt_A", "yt_B"], "L1": [0.4, 0.4, 0.4, 0.8]}}
+    for folder, (model, cols) in zip(("fomm", "no-motion"), frames.items()):
+        run = tmp_path / "evaluations" / "sample" / folder
+        run.mkdir(parents=True)
+        n = len(cols["video_id"])
+        pq.write_table(pa.table({"chunk": [f"{v}#c" for v in cols["video_id"]], "frame": list(range(n)), **cols}),
+                       run / "per_frame.parquet")
+        (run / "metrics.json").write_text(json.dumps({"L1": 0.2, "model": model, "dataset": "sample"}))
+    parser = argparse.ArgumentParser()
+    add_leaderboard_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["leaderboard", "--data-root", str(tmp_path), "--per-video"])
+    assert args.func(args) == 0
+
+    rows = list(csv.DictReader((tmp_path / "leaderboard" / "per_video.csv").open()))
+    assert [(r["video_id"], r["model"], r["frames"]) for r in rows] == [
+        ("yt_A", "fomm-sample-64", "3"), ("yt_A", "no motion (source frame)", "3"),
+        ("yt_B", "fomm-sample-64", "1"), ("yt_B", "no motion (source frame)", "1")]
+    assert float(rows[0]["L1"]) == pytest.approx(0.2) and float(rows[0]["AKD[mediapipe-pose33]"]) == 3.0
+    assert rows[2]["AKD[mediapipe-pose33]"] == ""  # no counted frame: empty, never 0
+    assert rows[1]["AKD[mediapipe-pose33]"] == "" and float(rows[3]["L1"]) == pytest.approx(0.8)
+    md = (tmp_path / "leaderboard" / "per_video.md").read_text()
+    assert "| yt_A | fomm-sample-64 | 3 | 0.2000 | 3.000 |" in md and "| yt_B | fomm-sample-64 | 1 | 0.5000 | — |" in md
+    printed = capsys.readouterr().out
+    assert printed.startswith("# Per-video scores") and "per_video.csv" in printed
 
 
 # --------------------------------------------------------------------------------------------- curves

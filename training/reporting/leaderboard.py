@@ -174,7 +174,7 @@ class Leaderboard:
     def columns(self, dataset: str) -> list[str]:
         """The metric labels of ``dataset``'s table: every label a row has a number for, in metric order."""
         labels = {r.label for r in self.rows if r.dataset == dataset and (r.ours is not None or r.comparable)}
-        return sorted(labels, key=_label_order)
+        return sorted(labels, key=label_order)
 
     def to_markdown(self) -> str:
         """One table per dataset in the papers' shape: one row per model, one column per metric label (units in
@@ -204,7 +204,7 @@ class Leaderboard:
                 source = ", ".join(sorted({p.source for p in papers.values()}))
                 lines.append(_md_row(f"{DISPLAY_NAMES.get(method, method)} (paper)",
                                      [f"{papers[c].value:g}" if c in papers else "—" for c in cols], "—", source))
-            cells = [_fmt(mine[c].ours) if c in mine else "—" for c in cols]
+            cells = [fmt_value(mine[c].ours) if c in mine else "—" for c in cols]
             if model == NO_MOTION_NAME:
                 lines.append(_md_row(model, cells, "—", "baseline: the source frame as every prediction"))
                 continue
@@ -241,7 +241,8 @@ _LEGEND = [
 _METRIC_ORDER = {"L1": 0, "AKD": 1, "MKR": 2, "AED": 3}
 
 
-def _label_order(label: str) -> tuple:
+def label_order(label: str) -> tuple:
+    """Column order: L1, AKD, MKR, AED; within a metric the paper's extractor first, so its numbers line up."""
     metric, extractor = parse_label(label)
     return (_METRIC_ORDER[metric], extractor != PAPER_EXTRACTOR[metric], extractor or "")
 
@@ -261,7 +262,7 @@ def _md_row(name: str, cells: list[str], vs: str, note: str) -> str:
     return "| " + " | ".join([name, *cells, vs, note]) + " |"
 
 
-def _fmt(v: float | None) -> str:
+def fmt_value(v: float | None) -> str:
     if v is None:
         return "—"
     return f"{v:.3f}" if abs(v) >= 1 else f"{v:.4f}"
