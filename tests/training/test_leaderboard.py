@@ -106,7 +106,7 @@ def test_one_table_per_dataset_with_its_resolution_and_one_row_per_model():
     ])
     md = board.to_markdown()
     assert "## taichi (256×256 frames: AKD in pixels of that size)" in md
-    assert "## ted (384×384 frames: AKD in pixels of that size)" in md
+    assert "## ted (384×384 frames: AKD in pixels of that size)" in md  # the paper's AKD column
     taichi = md.split("## taichi")[1].split("## ted")[0].splitlines()
     names = [line.split("|")[1].strip() for line in taichi if line.startswith("| ") and "---" not in line][1:]
     assert names == ["FOMM (paper)", "fomm-taichi-256 (ours)", "MRAA (paper)", "mraa-taichi-256 (ours)"]
@@ -114,6 +114,8 @@ def test_one_table_per_dataset_with_its_resolution_and_one_row_per_model():
     assert "| MRAA (paper)" not in md.split("## ted")[1] and any(line.startswith("| FOMM (paper) | 0.033 |")
                                                                for line in ted)
     assert "pixels of the frames as evaluated" in md and "0–1 scale" in md
+    only_l1 = build_leaderboard([_result(model="fomm-sample-64", dataset="sample", L1=0.1)]).to_markdown()
+    assert "## sample (64×64 frames)\n" in only_l1  # no AKD column: no AKD note
 
 
 def _numbers_only(node):

@@ -189,7 +189,9 @@ class Leaderboard:
     def _table(self, dataset: str) -> list[str]:
         cols = self.columns(dataset)
         size = self.resolutions.get(dataset)
-        title = f"## {dataset}" + (f" ({size[1]}×{size[0]} frames: AKD in pixels of that size)" if size else "")
+        akd = any(parse_label(c)[0] == "AKD" for c in cols)
+        title = f"## {dataset}" + (f" ({size[1]}×{size[0]} frames{': AKD in pixels of that size' if akd else ''})"
+                                   if size else "")
         head = ["model", *(_header(c) for c in cols), "× no motion", "source / ours − paper"]
         lines = [title, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         rows = [r for r in self.rows if r.dataset == dataset]
