@@ -153,7 +153,8 @@ def test_no_motion_baseline_is_a_row_of_its_own_listed_first_with_every_models_r
     assert data["sample"]["mraa-sample-64"]["L1"] == {"ours": 0.3, "ratio_to_no_motion": pytest.approx(1.5)}
     md = board.to_markdown().splitlines()
     rows = [line for line in md if line.startswith(("| fomm", "| mraa", "| no motion"))]
-    assert rows == ["| no motion (source frame) | 0.2000 | 0.0000 | — | baseline: the source frame as every prediction |",
+    assert rows == ["| no motion (source frame) | 0.2000 | 0.0000 | — | "
+                    "baseline: the source frame as every prediction |",
                     "| fomm-sample-64 (ours) | 0.1000 | — | L1 0.50 | not published |",
                     "| mraa-sample-64 (ours) | 0.3000 | — | L1 1.50 | not published |"]
 
@@ -219,7 +220,8 @@ def test_per_video_means_from_per_frame_tables_traced_to_each_video(tmp_path, ca
     assert rows[2]["AKD[mediapipe-pose33]"] == ""  # no counted frame: empty, never 0
     assert rows[1]["AKD[mediapipe-pose33]"] == "" and float(rows[3]["L1"]) == pytest.approx(0.8)
     md = (tmp_path / "leaderboard" / "per_video.md").read_text()
-    assert "| yt_A | fomm-sample-64 | 3 | 0.2000 | 3.000 |" in md and "| yt_B | fomm-sample-64 | 1 | 0.5000 | — |" in md
+    assert "| yt_A | fomm-sample-64 | 3 | 0.2000 | 3.000 |" in md
+    assert "| yt_B | fomm-sample-64 | 1 | 0.5000 | — |" in md
     printed = capsys.readouterr().out
     assert printed.startswith("# Per-video scores") and "per_video.csv" in printed
 
