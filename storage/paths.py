@@ -20,7 +20,7 @@ tracks the small `cache: false` ones (coverage.json, curves.*, metrics.json, lea
 <root>/evaluations/<dataset>/<model>/    generated.tar, per_frame.parquet, metrics.json (DVC metrics), evaluation.json
 <root>/evaluations/<dataset>/extractor-cache/   extractor outputs on the real test frames (not versioned)
 <root>/samples/<dataset>/             animation samples: MP4, GIF and contact sheet per (source, driving) pair
-<root>/leaderboard/                   leaderboard.md, leaderboard.json
+<root>/leaderboard/                   leaderboard.md, leaderboard.json, per_video.csv, per_video.md
 """
 from __future__ import annotations
 

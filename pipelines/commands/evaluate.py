@@ -13,6 +13,7 @@ import training.evaluation.evaluate as evaluate_lib
 from storage.root import DataRoot
 from training.evaluation.evaluate import DEFAULT_EXTRACTORS
 from training.evaluation.no_motion import NO_MOTION
+from training.evaluation.progress import show_progress
 from training.extractors import weights_from_env
 
 
@@ -35,6 +36,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--params", default=None, help="run settings file (default: the project's params.yaml)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the model")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (drawn only on a terminal anyway: frames scored of the total, chunk, ETA)")
     p.set_defaults(func=evaluate_command)
     return p
 
@@ -54,17 +57,18 @@ def evaluate_command(args) -> int:
                  "eval_batch_size": args.batch_size}
     params = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     weights = weights_from_env(os.environ)  # $MOTIONPIPE_OPENPOSE_WEIGHTS, $MOTIONPIPE_REID_WEIGHTS, ...
-    if args.model == NO_MOTION:
-        scores = score_no_motion(root, args.dataset, params, device, out_dir=args.out, reuse=False,
+    with show_progress(not getattr(args, "no_progress", False)):  # the chunk loop draws it (on a terminal)
+        if args.model == NO_MOTION:
+            scores = score_no_motion(root, args.dataset, params, device, out_dir=args.out, reuse=False,
+                                     extractor_weights=weights)
+        else:
+            checkpoint = Path(args.checkpoint) if args.checkpoint else published_main(root, args.model, args.dataset)
+            if not checkpoint.is_file():
+                raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+            _check_model(checkpoint, args.model, args.config)
+            scores = score_model(root, args.model, args.dataset, params, device, checkpoint=checkpoint,
+                                 config=args.config, out_dir=args.out, bf16=args.bf16, reuse=False,
                                  extractor_weights=weights)
-    else:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else published_main(root, args.model, args.dataset)
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        _check_model(checkpoint, args.model, args.config)
-        scores = score_model(root, args.model, args.dataset, params, device, checkpoint=checkpoint,
-                             config=args.config, out_dir=args.out, bf16=args.bf16, reuse=False,
-                             extractor_weights=weights)
     result = scores.result
     for label, r in result.metrics.items():
         value = "n/a (no frame counted)" if np.isnan(r.value) else f"{r.value:.6g}"

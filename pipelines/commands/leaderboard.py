@@ -1,4 +1,5 @@
-"""`motionpipe leaderboard`: every evaluation beside the papers' numbers, as Markdown and DVC metrics JSON."""
+"""`motionpipe leaderboard`: every evaluation beside the papers' numbers, as Markdown and DVC metrics JSON, and every
+evaluation's per-video means (per_video.csv / .md) so a video id leads to its scores."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import argparse
 from storage import paths
 from storage.root import DataRoot
 from training.reporting.leaderboard import EVALUATIONS_DIR, METRICS_FILE, build_leaderboard, collect_results
+from training.reporting.per_video import per_video_scores, to_markdown, write_per_video
 
 
 def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,6 +16,9 @@ def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.A
                    help="local folder or fsspec URL (default: $MOTIONPIPE_DATA_ROOT or ./data); evaluations are "
                         "read from <data-root>/evaluations/<dataset>/<config>/metrics.json")
     p.add_argument("--out", default=None, help="output folder (default: <data-root>/leaderboard)")
+    p.add_argument("--per-video", action="store_true",
+                   help="print the per-video table (each video's mean scores per model) instead of the leaderboard; "
+                        "both are written either way (per_video.csv, per_video.md)")
     p.set_defaults(func=leaderboard_command)
     return p
 
@@ -28,6 +33,8 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     if args.out is None and not root.is_local:
         out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
     files = board.write(out)
-    print(board.to_markdown())
-    print(f"wrote {files['markdown']} and {files['json']}")
+    videos = per_video_scores(root, results, sources)
+    files |= {f"per_video_{kind}": path for kind, path in write_per_video(videos, out).items()}
+    print(to_markdown(videos) if getattr(args, "per_video", False) else board.to_markdown())
+    print(f"wrote {files['markdown']}, {files['json']}, {files['per_video_csv']} and {files['per_video_markdown']}")
     return 0

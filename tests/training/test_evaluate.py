@@ -7,8 +7,10 @@ AKD/MKR count no frame (null), which is itself the protocol's rule for frames wi
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +198,45 @@ def test_cli_scores_the_published_checkpoint_and_refuses_bad_ones(world, tmp_pat
         _cli(["mraa", "--dataset", DATASET, "--data-root", data])
     with pytest.raises(ValueError, match=r"holds a fomm model \(config 'fomm-sample-64'\), not 'mraa'"):
         _cli(["mraa", "--dataset", DATASET, "--data-root", data, "--checkpoint", str(ckpt)])
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as an interactive shell's is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_counts_frames_with_a_total_only_when_asked_and_on_a_terminal(world, tmp_path, monkeypatch,
+                                                                                    capsys):
+    from training.evaluation.progress import show_progress
+
+    root, _ = world
+    index = load_split_index(root, DATASET, "test")
+
+    def same(chunk, real):
+        return [torch.from_numpy(real).permute(0, 3, 1, 2)]
+
+    evaluate_videos(index, same, tmp_path / "quiet", extractors=())  # the assets' and tests' default: no bar
+    with show_progress():  # asked for, but stderr is captured, i.e. not a terminal (a log): no bar either
+        evaluate_videos(index, same, tmp_path / "log", extractors=())
+    assert capsys.readouterr().err == ""
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with show_progress():
+        evaluate_videos(index, same, tmp_path / "tty", extractors=())
+    with show_progress(False):  # --no-progress
+        evaluate_videos(index, same, tmp_path / "off", extractors=())
+    drawn = terminal.getvalue().split("\r")[-1]
+    total = 2 * N_FRAMES
+    assert f"evaluate {DATASET}" in drawn and f"{total}/{total}" in drawn and "frame" in drawn
+    assert "chunk 2/2" in drawn and "<00:00" in drawn  # the ETA, done
+    assert terminal.getvalue().count(f"{total}/{total}") == 1  # the second, --no-progress run drew nothing
+
+
+def test_evaluate_command_takes_no_progress():
+    parser = argparse.ArgumentParser(prog="motionpipe")
+    add_evaluate_parser(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["evaluate", "fomm", "--dataset", DATASET, "--no-progress"]).no_progress is True
+    assert parser.parse_args(["evaluate", "fomm", "--dataset", DATASET]).no_progress is False

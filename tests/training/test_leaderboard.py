@@ -83,12 +83,39 @@ def test_comparable_vs_not_comparable_and_difference_sign():
     assert mkr.ours is None and mkr.published.value == 0.036 and mkr.status == "not measured"
     assert board.row("taichi", "fomm", f"AED[{REID}]").published.value == 0.179
 
+    md = board.to_markdown().splitlines()
+    header = next(line for line in md if line.startswith("| model |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    # one column per label, paper's extractor first within a metric, units in the header
+    assert cols == ["model", "L1 (0–1)", f"AKD[{OPENPOSE}] (px)", "AKD[mediapipe-pose33] (px)",
+                    f"MKR[{OPENPOSE}] (fraction)", "MKR[mediapipe-pose33] (fraction)",
+                    f"AED[{REID}] (embedding distance²)", "AED[mobilenetv2-imagenet] (embedding distance²)",
+                    "× no motion", "source / ours − paper"]
+    rows = [line for line in md if line.startswith(("| FOMM", "| fomm"))]
+    # the paper's row right above ours; its numbers only in its own extractor's columns
+    assert rows == ["| FOMM (paper) | 0.063 | 6.862 | — | 0.036 | — | 0.179 | — | — | FOMM Table 3 |",
+                    "| fomm (ours) | 0.0700 | 6.000 | 12.500 | — | 0.2000 | — | 0.4000 | — | "
+                    "L1 +0.007, AKD[openpose-coco18] -0.862 |"]
+
+
+def test_one_table_per_dataset_with_its_resolution_and_one_row_per_model():
+    board = build_leaderboard([
+        _result(model="fomm-taichi-256", **{"L1": 0.07, f"AKD[{OPENPOSE}]": 7.0}),
+        _result(model="mraa-taichi-256", **{"L1": 0.05}),
+        _result(model="fomm-ted-384", dataset="ted", **{"L1": 0.04}),
+    ])
     md = board.to_markdown()
-    for number in ("0.063", "6.862", "0.036", "0.179"):
-        assert number in md
-    assert "not comparable (extractor mediapipe-pose33)" in md
-    assert "not comparable (extractor mobilenetv2-imagenet)" in md
-    assert "| fomm | L1 | 0.0700 | 0.063 | +0.007 |" in md
+    assert "## taichi (256×256 frames: AKD in pixels of that size)" in md
+    assert "## ted (384×384 frames: AKD in pixels of that size)" in md  # the paper's AKD column
+    taichi = md.split("## taichi")[1].split("## ted")[0].splitlines()
+    names = [line.split("|")[1].strip() for line in taichi if line.startswith("| ") and "---" not in line][1:]
+    assert names == ["FOMM (paper)", "fomm-taichi-256 (ours)", "MRAA (paper)", "mraa-taichi-256 (ours)"]
+    ted = md.split("## ted")[1].splitlines()
+    assert "| MRAA (paper)" not in md.split("## ted")[1] and any(line.startswith("| FOMM (paper) | 0.033 |")
+                                                               for line in ted)
+    assert "pixels of the frames as evaluated" in md and "0–1 scale" in md
+    only_l1 = build_leaderboard([_result(model="fomm-sample-64", dataset="sample", L1=0.1)]).to_markdown()
+    assert "## sample (64×64 frames)\n" in only_l1  # no AKD column: no AKD note
 
 
 def _numbers_only(node):
@@ -126,11 +153,10 @@ def test_no_motion_baseline_is_a_row_of_its_own_listed_first_with_every_models_r
     assert data["sample"]["mraa-sample-64"]["L1"] == {"ours": 0.3, "ratio_to_no_motion": pytest.approx(1.5)}
     md = board.to_markdown().splitlines()
     rows = [line for line in md if line.startswith(("| fomm", "| mraa", "| no motion"))]
-    assert rows[0].startswith("| no motion (source frame) | L1 | 0.2000 | — | — | baseline: the source frame")
-    assert rows[1] == "| no motion (source frame) | MKR[mediapipe-pose33] | 0.0000 | — | — | baseline: the source " \
-                      "frame as every prediction | — |"
-    assert "| fomm-sample-64 | L1 | 0.1000 | — | — | not published | 0.50 |" in md
-    assert "| mraa-sample-64 | L1 | 0.3000 | — | — | not published | 1.50 |" in md
+    assert rows == ["| no motion (source frame) | 0.2000 | 0.0000 | — | "
+                    "baseline: the source frame as every prediction |",
+                    "| fomm-sample-64 (ours) | 0.1000 | — | L1 0.50 | not published |",
+                    "| mraa-sample-64 (ours) | 0.3000 | — | L1 1.50 | not published |"]
 
 
 def test_bad_results_are_named():
@@ -152,7 +178,8 @@ def test_cli_collects_evaluations_and_writes_atomically(tmp_path, capsys):
     args = parser.parse_args(["leaderboard", "--data-root", str(tmp_path)])
     assert args.func(args) == 0
     out = tmp_path / "leaderboard"
-    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json", "leaderboard.md"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json", "leaderboard.md",  # no temp files left
+                                                      "per_video.csv", "per_video.md"]
     data = json.loads((out / "leaderboard.json").read_text())
     assert data["taichi"]["fomm"][f"AKD[{OPENPOSE}]"]["difference"] == pytest.approx(7.0 - 6.862)
     assert data["ted"]["tpsmm"]["L1"]["published"] == 0.027
@@ -161,6 +188,42 @@ def test_cli_collects_evaluations_and_writes_atomically(tmp_path, capsys):
     empty = argparse.Namespace(data_root=str(tmp_path / "nothing"), out=None)
     with pytest.raises(FileNotFoundError, match="no evaluations found"):
         leaderboard_command(empty)
+
+
+def test_per_video_means_from_per_frame_tables_traced_to_each_video(tmp_path, capsys):
+    """Two evaluations' per_frame.parquet (as the scorer writes them) -> per_video.csv/.md: each video's mean over
+    its counted frames (NaN frames left out, frames = all scored frames), readable by the CLI's --per-video."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nan = float("nan")
+    frames = {"fomm-sample-64": {"video_id": ["yt_A", "yt_A", "yt_A", "yt_B"], "L1": [0.1, 0.2, 0.3, 0.5],
+                                 "AKD[mediapipe-pose33]": [2.0, nan, 4.0, nan]},
+              "no motion (source frame)": {"video_id": ["yt_A", "yt_A", "yt_A", "yt_B"], "L1": [0.4, 0.4, 0.4, 0.8]}}
+    for folder, (model, cols) in zip(("fomm", "no-motion"), frames.items()):
+        run = tmp_path / "evaluations" / "sample" / folder
+        run.mkdir(parents=True)
+        n = len(cols["video_id"])
+        pq.write_table(pa.table({"chunk": [f"{v}#c" for v in cols["video_id"]], "frame": list(range(n)), **cols}),
+                       run / "per_frame.parquet")
+        (run / "metrics.json").write_text(json.dumps({"L1": 0.2, "model": model, "dataset": "sample"}))
+    parser = argparse.ArgumentParser()
+    add_leaderboard_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["leaderboard", "--data-root", str(tmp_path), "--per-video"])
+    assert args.func(args) == 0
+
+    rows = list(csv.DictReader((tmp_path / "leaderboard" / "per_video.csv").open()))
+    assert [(r["video_id"], r["model"], r["frames"]) for r in rows] == [
+        ("yt_A", "fomm-sample-64", "3"), ("yt_A", "no motion (source frame)", "3"),
+        ("yt_B", "fomm-sample-64", "1"), ("yt_B", "no motion (source frame)", "1")]
+    assert float(rows[0]["L1"]) == pytest.approx(0.2) and float(rows[0]["AKD[mediapipe-pose33]"]) == 3.0
+    assert rows[2]["AKD[mediapipe-pose33]"] == ""  # no counted frame: empty, never 0
+    assert rows[1]["AKD[mediapipe-pose33]"] == "" and float(rows[3]["L1"]) == pytest.approx(0.8)
+    md = (tmp_path / "leaderboard" / "per_video.md").read_text()
+    assert "| yt_A | fomm-sample-64 | 3 | 0.2000 | 3.000 |" in md
+    assert "| yt_B | fomm-sample-64 | 1 | 0.5000 | — |" in md
+    printed = capsys.readouterr().out
+    assert printed.startswith("# Per-video scores") and "per_video.csv" in printed
 
 
 # --------------------------------------------------------------------------------------------- curves

@@ -57,6 +57,7 @@ from storage.recorded_paths import record_path
 from storage.root import DataRoot, sha256_file
 from storage.shards import ClipTarWriter
 from training.evaluation.no_motion import NO_MOTION, NO_MOTION_NAME, no_motion_frames
+from training.evaluation.progress import chunk_bar
 from training.extractors import (Extractor, WeightsNotFound, as_uint8_frames, extractor_class, extractor_spec,
                                  get_extractor)
 from training.loop.data import EvalChunk, SplitIndex, iter_eval_chunks, load_split_index
@@ -231,8 +232,9 @@ def evaluate_videos(index: SplitIndex, generate: Generate, out_dir: str | os.Pat
     per_metric: dict[tuple[str, str], dict[str, np.ndarray]] = {}  # (metric, extractor) -> key -> per-frame
     ready, skipped = open_extractors(extractors, device, extractor_weights)
     try:
-        with ClipTarWriter(out_root, out_root.path(GENERATED)) as tar:
-            for chunk in chunks:
+        with ClipTarWriter(out_root, out_root.path(GENERATED)) as tar, \
+                chunk_bar(sum(c.n_frames for c in chunks), len(chunks), f"evaluate {index.dataset}") as bar:
+            for i, chunk in enumerate(chunks, 1):
                 real = _real_frames(chunk, batch_size)
                 l1, gen = _collect(chunk.key, real, generate(chunk, real))
                 l1_frames[chunk.key] = l1
@@ -247,6 +249,8 @@ def evaluate_videos(index: SplitIndex, generate: Generate, out_dir: str | os.Pat
                         per_metric.setdefault(("MKR", name), {})[chunk.key] = mkr_per_frame(r, g, chunk.key)
                     else:
                         per_metric.setdefault(("AED", name), {})[chunk.key] = aed_per_frame(r, g, chunk.key)
+                bar.set_postfix_str(f"chunk {i}/{len(chunks)}", refresh=False)
+                bar.update(chunk.n_frames)
     finally:
         for ex in ready.values():
             ex.close()

@@ -1,12 +1,15 @@
-"""Our evaluation numbers beside the papers': one row per dataset x model x metric label.
+"""Our evaluation numbers beside the papers': one table per dataset, one row per model, one column per metric label.
+
+The Markdown is in the papers' shape (units in the headers, each paper's own row above ours); the JSON keeps one
+entry per dataset x model x metric label (``Row``), numbers only.
 
 A published number is shown as comparable only when our label names the extractor the paper used
 (``AKD[openpose-coco18]``, ``AED[reid-resnet50-market1501]``, plain ``L1``); a number from another extractor
-(``AKD[mediapipe-pose33]``) is kept in the table but marked "not comparable (extractor X)" and gets no difference,
-so an offline stand-in is never read as a reproduction or a regression.
+(``AKD[mediapipe-pose33]``) gets a column of its own, never the paper's, and no difference (its ``Row.status``:
+"not comparable (extractor X)"), so an offline stand-in is never read as a reproduction or a regression.
 
 The no-motion baseline (``training.evaluation.no_motion``: each chunk's source frame as every prediction, scored on the same
-chunks) is a row of its own per dataset, listed first; every model row of a metric the baseline has gets the ratio
+chunks) is a row of its own per dataset, listed first; every model gets, per metric the baseline has, the ratio
 ours / no motion (below 1: better than not moving at all).
 
 Input: each evaluation's ``metrics.json`` (labels -> numbers, plus ``model``, ``dataset`` and provenance), found at
@@ -24,7 +27,8 @@ from typing import Any, Iterable
 
 from storage.root import DataRoot
 from training.evaluation.no_motion import NO_MOTION_NAME
-from training.reporting.published import METHODS, PAPER_EXTRACTOR, PublishedResult, primary, published
+from training.reporting.published import (DISPLAY_NAMES, METHODS, PAPER_EXTRACTOR, PublishedResult, primary,
+                                          published)
 
 EVALUATIONS_DIR = "evaluations"
 METRICS_FILE = "metrics.json"
@@ -124,6 +128,7 @@ def _rows_for(result: dict, where: str) -> list[Row]:
 @dataclass
 class Leaderboard:
     rows: list[Row] = field(default_factory=list)
+    resolutions: dict[str, tuple[int, int]] = field(default_factory=dict)  # dataset -> (height, width) scored
 
     def datasets(self) -> list[str]:
         return sorted({r.dataset for r in self.rows})
@@ -166,34 +171,51 @@ class Leaderboard:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
+    def columns(self, dataset: str) -> list[str]:
+        """The metric labels of ``dataset``'s table: every label a row has a number for, in metric order."""
+        labels = {r.label for r in self.rows if r.dataset == dataset and (r.ours is not None or r.comparable)}
+        return sorted(labels, key=label_order)
+
     def to_markdown(self) -> str:
-        lines = ["# Leaderboard: video reconstruction", "",
-                 "Lower is better. Difference = ours - published (positive: worse than the paper). A published "
-                 "number is compared only when our extractor is the paper's (AKD/MKR: openpose-coco18, "
-                 "AED: reid-resnet50-market1501). × no motion = ours / the no-motion baseline's (the source frame "
-                 "as every prediction, scored on the same test chunks): below 1 beats not moving at all.", ""]
+        """One table per dataset in the papers' shape: one row per model, one column per metric label (units in
+        the header), the no-motion baseline first, each paper's own row right above ours."""
+        lines = ["# Leaderboard: video reconstruction", "", *_LEGEND, ""]
         for dataset in self.datasets():
-            lines += [f"## {dataset}", "",
-                      "| model | metric | ours | published | difference | source / note | × no motion |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
-            for r in sorted((r for r in self.rows if r.dataset == dataset), key=_order):
-                diff = "—" if r.difference is None else f"{r.difference:+.4g}"
-                if r.published is None:
-                    pub, note = "—", r.status
-                elif not r.comparable:  # the paper's number stands on its own row, never beside this one
-                    pub, note = r.status, ""
-                else:
-                    pub = f"{r.published.value:g}"
-                    note = r.published.source + ("; not measured" if r.ours is None else "")
-                ratio = self.ratio_to_no_motion(r)
-                vs = "—" if ratio is None else f"{ratio:.2f}"
-                if r.model == NO_MOTION_NAME:
-                    pub, note = "—", "baseline: the source frame as every prediction"
-                lines.append(f"| {r.model} | {r.label} | {_fmt(r.ours)} | {pub} | {diff} | {note} | {vs} |")
-            lines.append("")
+            lines += self._table(dataset) + [""]
         if not self.rows:
             lines.append("No evaluations found.")
         return "\n".join(lines).rstrip() + "\n"
+
+    def _table(self, dataset: str) -> list[str]:
+        cols = self.columns(dataset)
+        size = self.resolutions.get(dataset)
+        akd = any(parse_label(c)[0] == "AKD" for c in cols)
+        title = f"## {dataset}" + (f" ({size[1]}×{size[0]} frames{': AKD in pixels of that size' if akd else ''})"
+                                   if size else "")
+        head = ["model", *(_header(c) for c in cols), "× no motion", "source / ours − paper"]
+        lines = [title, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        rows = [r for r in self.rows if r.dataset == dataset]
+        models = sorted({r.model for r in rows}, key=lambda m: (m != NO_MOTION_NAME, method_of(m), m))
+        shown_papers: set[str] = set()
+        for model in models:
+            mine = {r.label: r for r in rows if r.model == model}
+            method = method_of(model)
+            papers = {lbl: r.published for lbl, r in mine.items() if r.comparable and r.published is not None}
+            if papers and method not in shown_papers:  # the paper's row once, above the first model of its method
+                shown_papers.add(method)
+                source = ", ".join(sorted({p.source for p in papers.values()}))
+                lines.append(_md_row(f"{DISPLAY_NAMES.get(method, method)} (paper)",
+                                     [f"{papers[c].value:g}" if c in papers else "—" for c in cols], "—", source))
+            cells = [fmt_value(mine[c].ours) if c in mine else "—" for c in cols]
+            if model == NO_MOTION_NAME:
+                lines.append(_md_row(model, cells, "—", "baseline: the source frame as every prediction"))
+                continue
+            ratios = [(c, self.ratio_to_no_motion(mine[c])) for c in cols if c in mine]
+            vs = ", ".join(f"{_short(c, cols)} {x:.2f}" for c, x in ratios if x is not None) or "—"
+            diffs = ", ".join(f"{_short(c, cols)} {mine[c].difference:+.4g}" for c in cols
+                              if c in mine and mine[c].difference is not None)
+            lines.append(_md_row(f"{model} (ours)", cells, vs, diffs or "not published"))
+        return lines
 
     def write(self, out_dir: str) -> dict[str, str]:
         """Write leaderboard.md and leaderboard.json atomically under out_dir (a folder or fsspec URL)."""
@@ -204,17 +226,48 @@ class Leaderboard:
         return paths
 
 
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.3f}" if abs(v) >= 1 else f"{v:.4f}"
-
-
+_UNITS = {"L1": "0–1", "AKD": "px", "MKR": "fraction", "AED": "embedding distance²"}
+_LEGEND = [
+    "Lower is better in every column. **L1**: mean |generated − real| over pixels and channels, on a 0–1 scale (as "
+    "the papers). **AKD**: mean per-coordinate |Δ| of the keypoints found in both frames, in pixels of the frames as "
+    "evaluated (the dataset's resolution, in each table's title; the papers: TaiChiHD 256×256, TED 384×384). "
+    "**MKR**: fraction (0–1) of the real frame's keypoints missing in the generated one. **AED**: squared Euclidean "
+    "distance between the identity embeddings of the real and generated frame (the extractor's embedding space).",
+    "",
+    "Each metric column names the extractor that measured it; a paper's number sits only in the column of the "
+    "paper's own extractor (AKD/MKR: openpose-coco18, AED: reid-resnet50-market1501), so a number from another "
+    "extractor is never set beside it. \"(paper)\" rows are the method's own publication, listed above our models "
+    "of that method; ours − paper is positive where we are worse. × no motion = ours / the no-motion baseline's "
+    "(the source frame as every prediction, scored on the same test chunks): below 1 beats not moving at all.",
+]
 _METRIC_ORDER = {"L1": 0, "AKD": 1, "MKR": 2, "AED": 3}
 
 
-def _order(r: Row) -> tuple:
-    return (r.model != NO_MOTION_NAME, r.model, _METRIC_ORDER[r.metric], r.extractor or "")
+def label_order(label: str) -> tuple:
+    """Column order: L1, AKD, MKR, AED; within a metric the paper's extractor first, so its numbers line up."""
+    metric, extractor = parse_label(label)
+    return (_METRIC_ORDER[metric], extractor != PAPER_EXTRACTOR[metric], extractor or "")
+
+
+def _header(label: str) -> str:
+    metric = parse_label(label)[0]
+    return f"{label} ({_UNITS[metric]})"
+
+
+def _short(label: str, columns: list[str]) -> str:
+    """``AKD`` for ``AKD[x]`` when it is the table's only AKD column, else the whole label."""
+    metric = parse_label(label)[0]
+    return metric if sum(parse_label(c)[0] == metric for c in columns) == 1 else label
+
+
+def _md_row(name: str, cells: list[str], vs: str, note: str) -> str:
+    return "| " + " | ".join([name, *cells, vs, note]) + " |"
+
+
+def fmt_value(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if abs(v) >= 1 else f"{v:.4f}"
 
 
 def build_leaderboard(results: Iterable[dict], sources: Iterable[str] | None = None) -> Leaderboard:
@@ -222,6 +275,7 @@ def build_leaderboard(results: Iterable[dict], sources: Iterable[str] | None = N
     results = list(results)
     names = list(sources) if sources is not None else [f"result #{i}" for i in range(len(results))]
     rows: list[Row] = []
+    resolutions: dict[str, tuple[int, int]] = {}
     seen: dict[tuple[str, str], str] = {}
     for result, where in zip(results, names):
         if not isinstance(result, dict):
@@ -233,7 +287,21 @@ def build_leaderboard(results: Iterable[dict], sources: Iterable[str] | None = N
                                         f"(first: {seen[key]}); keep one evaluation per dataset and model")
         seen[key] = where
         rows += new
-    return Leaderboard(rows)
+        size = _frame_size(result["model"])
+        if size is not None:
+            resolutions.setdefault(result["dataset"], size)
+    return Leaderboard(rows, resolutions)
+
+
+def _frame_size(model: str) -> tuple[int, int] | None:
+    """(height, width) a model config scores at (the evaluation checks it is its dataset's), None for a name that is
+    no config (the baseline, an official checkpoint's free name): read from the code, so every clone agrees."""
+    from training.config import ConfigError, load_config
+
+    try:
+        return tuple(load_config(model).frame_size)
+    except (ConfigError, ValueError, OSError):
+        return None
 
 
 def collect_results(root: DataRoot) -> tuple[list[dict], list[str]]:

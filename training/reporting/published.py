@@ -19,6 +19,8 @@ METRICS = ("L1", "AKD", "MKR", "AED")
 # which extractor the papers used for each metric (None: computed on pixels)
 PAPER_EXTRACTOR: dict[str, str | None] = {"L1": None, "AKD": OPENPOSE, "MKR": OPENPOSE, "AED": REID}
 METHODS = ("x2face", "monkeynet", "fomm", "mraa", "tpsmm")
+# how the papers spell each method, for the leaderboard's "FOMM (paper)" rows
+DISPLAY_NAMES = {"x2face": "X2Face", "monkeynet": "Monkey-Net", "fomm": "FOMM", "mraa": "MRAA", "tpsmm": "TPSMM"}
 
 
 @dataclass(frozen=True)
