@@ -13,7 +13,7 @@ import os
 import dagster as dg
 
 from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
-                         models_group, no_motion_key)
+                         model_kinds, model_label, models_group, no_motion_key)
 from assets.models.defs import STALE
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
@@ -57,9 +57,10 @@ def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.Ass
     @dg.asset(
         key=key, deps=[checkpoint_key(dataset, model), dataset_key(dataset, SHARDS)],
         group_name=models_group(dataset),
-        code_version=version, kinds={"parquet"}, automation_condition=STALE, tags={"model": model},
-        description=f"{model} reconstruction of every {dataset} test chunk, scored as the papers do (L1, AKD, MKR, "
-                    f"AED, each keypoint/identity metric named by its extractor).",
+        code_version=version, kinds=model_kinds(model, "parquet"), automation_condition=STALE,
+        tags={"model": model},
+        description=f"**{model_label(key)}**: the reconstruction of every {dataset} test chunk, scored as the papers "
+                    f"do (L1, AKD, MKR, AED, each keypoint/identity metric named by its extractor).",
         check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
     )
     def _evaluation(context: dg.AssetExecutionContext, data_root: DataRootResource,
@@ -79,10 +80,11 @@ def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key, deps=[dataset_key(dataset, SHARDS)], group_name=models_group(dataset),
-        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds={"parquet"}, automation_condition=STALE,
-        tags={"model": "no_motion"},
-        description=f"The no-motion baseline on {dataset}: each test chunk's source frame as every prediction, scored "
-                    f"like the models (same chunks and metrics), so the leaderboard shows what a model must beat.",
+        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds=model_kinds("no_motion", "parquet"),
+        automation_condition=STALE, tags={"model": "no_motion"},
+        description=f"**{model_label(key)}**: the no-motion baseline, each {dataset} test chunk's source frame as "
+                    f"every prediction, scored like the models (same chunks and metrics), so the leaderboard shows "
+                    f"what a model must beat.",
         check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
     )
     def _no_motion(context: dg.AssetExecutionContext, data_root: DataRootResource,

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 
-from assets.keys import SHARDS, checkpoint_key, dataset_key, models_group
+from assets.keys import SHARDS, checkpoint_key, dataset_key, model_kinds, model_label, models_group
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
@@ -111,10 +111,11 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
     what = "network weights" if stage == "main" else "AVD network (shape/pose disentanglement, on the frozen model)"
 
     @dg.asset(
-        key=key, deps=deps, group_name=models_group(dataset), code_version=version, kinds={"pytorch"},
-        automation_condition=STALE, tags={"stage": stage, "model": model},
-        description=f"{model} {what} trained on {dataset}; training runs as its own process (Dagster Pipes, "
-                    f"torchrun for several processes) and resumes its run when re-materialized.",
+        key=key, deps=deps, group_name=models_group(dataset), code_version=version,
+        kinds=model_kinds(model, "pytorch"), automation_condition=STALE, tags={"stage": stage, "model": model},
+        description=f"**{model_label(key)}**: {what} trained on {dataset}; training runs as its own "
+                    f"process (Dagster Pipes, torchrun for several processes) and resumes its run when "
+                    f"re-materialized.",
         check_specs=[dg.AssetCheckSpec("losses_finite", asset=key,
                                        description="Every logged loss window of the run is finite.")],
     )
