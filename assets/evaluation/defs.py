@@ -12,6 +12,7 @@ import os
 
 import dagster as dg
 
+from assets.inline_images import inline_images
 from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
                          model_kinds, model_label, models_group, no_motion_key)
 from assets.models.defs import STALE
@@ -24,7 +25,14 @@ from training.run_params import ParamsFile, config_path
 
 
 METRICS_CHECK = "metrics_in_range"
+PREVIEW_PAIRS = 4  # contact sheets shown inline on the samples' page (every pair's files are listed in `files`)
 METRICS_CHECK_DESCRIPTION = "L1 and MKR in [0, 1], AKD within the frame, AED >= 0, all finite, L1 present."
+
+
+def metric_metadata(metrics: dict[str, float | None]) -> dict[str, dg.MetadataValue]:
+    """Every metric as its own float entry (a missing one as NaN), so the Plots tab charts it across runs."""
+    return {k: dg.MetadataValue.float(float("nan") if v is None else float(v)) for k, v in metrics.items()
+            if v is None or isinstance(v, (int, float))}
 
 
 def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
@@ -38,7 +46,7 @@ def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -
         f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
     return dg.MaterializeResult(
         data_version=dg.DataVersion(digest),
-        metadata={**{k: (v if v is not None else float("nan")) for k, v in scores.metrics.items()},
+        metadata={**metric_metadata(scores.metrics),
                   "scores": dg.MetadataValue.md(table), "reused": scores.reused,
                   "path": dg.MetadataValue.path(str(scores.out_dir)),
                   "checkpoint_sha256": prov.get("checkpoint_sha256", ""),
@@ -117,9 +125,11 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
                                  max_frames=params.sample_max_frames)
         files = {w.pair.name: {"mp4": w.files.mp4, "gif": w.files.gif, "contact_sheet": w.files.png,
                                "frames": w.frames, "columns": list(w.columns)} for w in written}
+        sheets = [(w.files.png, f"{w.pair.name}: {', '.join(w.columns)}") for w in written[:PREVIEW_PAIRS]]
+        preview = {"contact_sheets": inline_images(sheets)} if sheets else {}
         return dg.MaterializeResult(metadata={
             "pairs": len(written), "path": dg.MetadataValue.path(paths.samples_dir(root, dataset)),
-            "files": dg.MetadataValue.json(files)})
+            "files": dg.MetadataValue.json(files), **preview})
 
     return _samples
 
