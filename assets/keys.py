@@ -39,6 +39,19 @@ def no_motion_key(dataset: str) -> dg.AssetKey:
     return evaluation_key(dataset, "no_motion")
 
 
+def model_label(key: dg.AssetKey) -> str:
+    """A model asset's readable name: the UI labels a graph node with the last key part only ("checkpoint")."""
+    dataset, model, stage = key.path
+    return f"{model} {stage} on {dataset}"
+
+
+def model_kinds(model: str, *kinds: str) -> set[str]:
+    """The kinds of a model asset, the model among them: Dagster 1.13 has no display name for an asset (its graph
+    shows the last key part), but it draws every kind on the node, so each node names its model (and `kind:fomm`
+    selects a model's assets). Dagster allows three kinds per asset."""
+    return {*kinds, model}
+
+
 def dataset_group(dataset: str) -> str:
     return dataset
 

@@ -84,3 +84,18 @@ def test_one_settings_object_feeds_the_definitions_and_their_resources(tmp_path,
             make_definitions(resolve_settings(), training=TrainingResource(config_dir=str(tmp_path / "other")))
     finally:
         video.use_ffmpeg(None)
+
+
+def test_every_model_node_names_its_model():
+    """The graph labels a node with its key's last part ("checkpoint"); Dagster 1.13 has no display name, so the model
+    is one of the node's kinds (drawn on it) and the first words of its description."""
+    graph = defs.resolve_asset_graph()
+    for m in ("monkeynet", "fomm", "mraa", "tpsmm", "no_motion"):
+        for stage in ("checkpoint", "avd", "evaluation"):
+            key = dg.AssetKey(["sample", m, stage])
+            if not graph.has(key):
+                continue
+            node = graph.get(key)
+            assert m in node.kinds and len(node.kinds) <= 3, (key, node.kinds)
+            assert node.description.startswith(f"**{m} {stage} on sample**"), node.description
+            assert node.tags["model"] == m

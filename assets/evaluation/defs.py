@@ -12,8 +12,9 @@ import os
 
 import dagster as dg
 
+from assets.inline_images import inline_images
 from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
-                         models_group, no_motion_key)
+                         model_kinds, model_label, models_group, no_motion_key)
 from assets.models.defs import STALE
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
@@ -24,7 +25,14 @@ from training.run_params import ParamsFile, config_path
 
 
 METRICS_CHECK = "metrics_in_range"
+PREVIEW_PAIRS = 4  # contact sheets shown inline on the samples' page (every pair's files are listed in `files`)
 METRICS_CHECK_DESCRIPTION = "L1 and MKR in [0, 1], AKD within the frame, AED >= 0, all finite, L1 present."
+
+
+def metric_metadata(metrics: dict[str, float | None]) -> dict[str, dg.MetadataValue]:
+    """Every metric as its own float entry (a missing one as NaN), so the Plots tab charts it across runs."""
+    return {k: dg.MetadataValue.float(float("nan") if v is None else float(v)) for k, v in metrics.items()
+            if v is None or isinstance(v, (int, float))}
 
 
 def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
@@ -38,7 +46,7 @@ def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -
         f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
     return dg.MaterializeResult(
         data_version=dg.DataVersion(digest),
-        metadata={**{k: (v if v is not None else float("nan")) for k, v in scores.metrics.items()},
+        metadata={**metric_metadata(scores.metrics),
                   "scores": dg.MetadataValue.md(table), "reused": scores.reused,
                   "path": dg.MetadataValue.path(str(scores.out_dir)),
                   "checkpoint_sha256": prov.get("checkpoint_sha256", ""),
@@ -57,9 +65,10 @@ def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.Ass
     @dg.asset(
         key=key, deps=[checkpoint_key(dataset, model), dataset_key(dataset, SHARDS)],
         group_name=models_group(dataset),
-        code_version=version, kinds={"parquet"}, automation_condition=STALE, tags={"model": model},
-        description=f"{model} reconstruction of every {dataset} test chunk, scored as the papers do (L1, AKD, MKR, "
-                    f"AED, each keypoint/identity metric named by its extractor).",
+        code_version=version, kinds=model_kinds(model, "parquet"), automation_condition=STALE,
+        tags={"model": model},
+        description=f"**{model_label(key)}**: the reconstruction of every {dataset} test chunk, scored as the papers "
+                    f"do (L1, AKD, MKR, AED, each keypoint/identity metric named by its extractor).",
         check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
     )
     def _evaluation(context: dg.AssetExecutionContext, data_root: DataRootResource,
@@ -79,10 +88,11 @@ def no_motion_asset(dataset: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key, deps=[dataset_key(dataset, SHARDS)], group_name=models_group(dataset),
-        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds={"parquet"}, automation_condition=STALE,
-        tags={"model": "no_motion"},
-        description=f"The no-motion baseline on {dataset}: each test chunk's source frame as every prediction, scored "
-                    f"like the models (same chunks and metrics), so the leaderboard shows what a model must beat.",
+        code_version=MODEL_STAGE_VERSIONS["evaluation"], kinds=model_kinds("no_motion", "parquet"),
+        automation_condition=STALE, tags={"model": "no_motion"},
+        description=f"**{model_label(key)}**: the no-motion baseline, each {dataset} test chunk's source frame as "
+                    f"every prediction, scored like the models (same chunks and metrics), so the leaderboard shows "
+                    f"what a model must beat.",
         check_specs=[dg.AssetCheckSpec(METRICS_CHECK, asset=key, description=METRICS_CHECK_DESCRIPTION)],
     )
     def _no_motion(context: dg.AssetExecutionContext, data_root: DataRootResource,
@@ -115,9 +125,11 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
                                  max_frames=params.sample_max_frames)
         files = {w.pair.name: {"mp4": w.files.mp4, "gif": w.files.gif, "contact_sheet": w.files.png,
                                "frames": w.frames, "columns": list(w.columns)} for w in written}
+        sheets = [(w.files.png, f"{w.pair.name}: {', '.join(w.columns)}") for w in written[:PREVIEW_PAIRS]]
+        preview = {"contact_sheets": inline_images(sheets)} if sheets else {}
         return dg.MaterializeResult(metadata={
             "pairs": len(written), "path": dg.MetadataValue.path(paths.samples_dir(root, dataset)),
-            "files": dg.MetadataValue.json(files)})
+            "files": dg.MetadataValue.json(files), **preview})
 
     return _samples
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.dataset_config import load_dataset_config
+from assets.ingest.download import DownloadRecord
 from assets.ingest.download_stage import fetch_video
 from assets.ingest.manifest_stage import build_manifest
 from assets.keys import MANIFEST, RAW_VIDEO, dataset_group, dataset_key
@@ -51,6 +52,32 @@ def manifest_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> 
     return _manifest
 
 
+def video_page_metadata(record: DownloadRecord) -> dict:
+    """What a researcher reads on a video partition's page: where the video comes from (a link), its title and
+    duration, and what was actually fetched (format, resolution, fps, bytes, seconds), as the record has them."""
+    source = record.source_url or record.url
+    meta = {
+        "url": dg.MetadataValue.url(source),
+        "status": record.status, "attempts": record.attempts, "format_id": record.format_id or "",
+        "width": record.width or 0, "height": record.height or 0, "fps": float(record.fps or 0.0),
+        "resolution": f"{record.width}x{record.height}" if record.width and record.height else "",
+        "below_reference": bool(record.below_reference), "sha256": record.sha256 or "", "reused": record.reused,
+    }
+    if record.url != source:  # a mirror's copy
+        meta["fetched_from"] = dg.MetadataValue.url(record.url)
+    if record.title:
+        meta["title"] = dg.MetadataValue.text(record.title)
+    if record.duration_s:
+        meta["duration_s"] = dg.MetadataValue.float(float(record.duration_s))
+    if record.filesize:
+        meta["download_bytes"] = dg.MetadataValue.int(int(record.filesize))
+    if record.elapsed_s:  # a reused file's record keeps the seconds of the download that fetched it
+        meta["download_seconds"] = dg.MetadataValue.float(float(record.elapsed_s))
+    if record.downloaded_at:
+        meta["downloaded_at"] = record.downloaded_at
+    return meta
+
+
 def raw_video_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(dataset, RAW_VIDEO),
@@ -65,11 +92,7 @@ def raw_video_asset(dataset: str, partitions: dg.DynamicPartitionsDefinition) ->
                    downloader: DownloaderResource) -> dg.MaterializeResult:
         cfg = load_dataset_config(dataset)
         record = fetch_video(cfg, data_root.get(), context.partition_key, downloader)
-        meta = {
-            "status": record.status, "attempts": record.attempts, "format_id": record.format_id or "",
-            "width": record.width or 0, "height": record.height or 0, "fps": float(record.fps or 0.0),
-            "below_reference": bool(record.below_reference), "sha256": record.sha256 or "",
-        }
+        meta = video_page_metadata(record)
         if record.status != "ok":
             # The reason is on disk (download.json) for the coverage report; the partition stays unmaterialized
             # so a later run retries it.

@@ -77,7 +77,7 @@ class DownloadRecord:
     """What one download did. status is 'ok' or an ErrorClass value; `error` is yt-dlp's message verbatim."""
 
     video_id: str
-    url: str
+    url: str  # what was fetched (a mirror's file when one is set)
     status: str
     error_class: str | None = None
     error: str | None = None
@@ -88,6 +88,8 @@ class DownloadRecord:
     height: int | None = None
     fps: float | None = None
     vcodec: str | None = None
+    title: str | None = None
+    duration_s: float | None = None
     filesize: int | None = None
     sha256: str | None = None
     path: str | None = None
@@ -96,6 +98,7 @@ class DownloadRecord:
     downloaded_at: str = ""
     format_selector: str | None = None
     reused: bool = False
+    source_url: str | None = None  # the manifest's URL (the YouTube watch page), whichever copy was fetched
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -336,6 +339,9 @@ def _finish(record: DownloadRecord, info: dict, file: Path, dest: Path, config: 
     record.width = info.get("width") or probed.width
     record.height = info.get("height") or probed.height
     record.fps = float(info.get("fps") or probed.fps)
+    record.title = info.get("title") or None
+    duration = info.get("duration") or probed.duration
+    record.duration_s = round(float(duration), 3) if duration else None
     vcodec = info.get("vcodec")
     record.vcodec = vcodec if vcodec and vcodec != "none" else probed.codec
     record.below_reference = bool(config.min_height and record.height and record.height < config.min_height)

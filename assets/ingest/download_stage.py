@@ -81,5 +81,6 @@ def fetch_video(cfg: DatasetConfig, root: DataRoot, video_id: str, downloader=No
                 final = f"{dest_stem}.{record.ext}"
                 root.put_file(record.path, final)
                 record.path = final
+    record.source_url = video["url"] or record.url
     root.write_bytes(paths.download_record_path(root, cfg.name, video_id), record.to_json().encode())
     return record

@@ -13,7 +13,8 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 
-from assets.keys import SHARDS, checkpoint_key, dataset_key, models_group
+from assets.inline_images import inline_image
+from assets.keys import SHARDS, checkpoint_key, dataset_key, model_kinds, model_label, models_group
 from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
@@ -75,7 +76,9 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
         "config": plan.config, "shards_content_hash": plan.shards_content_hash,
         **_lineage_metadata(published.path),
     })
-    losses = _run_losses(plan, completed)
+    series = _run_loss_series(plan, completed)
+    metadata.update(final_loss_metadata(series))
+    losses = [v for values in series.values() for v in values]
     bad = [v for v in losses if v is None or not math.isfinite(v)]
     check = dg.AssetCheckResult(
         check_name="losses_finite", passed=bool(losses) and not bad,
@@ -85,23 +88,37 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
                                 check_results=[check])
 
 
-def _run_losses(plan: TrainingPlan, completed) -> list[float | None]:
-    """Every loss window the run ever logged (its TensorBoard scalars, across resumes: a re-materialization that
-    had nothing left to train still checks the whole run), else what this launch reported over Pipes."""
+def _run_loss_series(plan: TrainingPlan, completed) -> dict[str, list[float | None]]:
+    """Every loss window the run ever logged, per loss term (its TensorBoard scalars, across resumes: a
+    re-materialization that had nothing left to train still checks the whole run), else what this launch reported
+    over Pipes."""
     from training.reporting.curves import NoEventsError, load_scalars
     try:
         series = load_scalars(paths.run_tensorboard_dir(plan.run_dir))
-        return [v for tag, points in series.items() if tag.startswith("loss/") for _, v in points]
+        return {tag: [v for _, v in points] for tag, points in sorted(series.items()) if tag.startswith("loss/")}
     except NoEventsError:
         curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
-        return [v for m in curve for row in m["curve"] for k, v in row.items() if k != "step"]
+        terms: dict[str, list[float | None]] = {}
+        for row in (r for m in curve for r in m["curve"]):
+            for k, v in row.items():
+                if k != "step":
+                    terms.setdefault(k, []).append(v)
+        return terms
+
+
+def final_loss_metadata(series: dict[str, list[float | None]]) -> dict[str, dg.MetadataValue]:
+    """Each loss term's last logged value as its own float entry (`loss/total`, `loss/perceptual`, ...), so the
+    asset's Plots tab charts every term across materializations (a JSON blob charts nothing)."""
+    return {tag: dg.MetadataValue.float(float("nan") if values[-1] is None else float(values[-1]))
+            for tag, values in series.items() if values}
 
 
 def _curves_metadata(plan: TrainingPlan) -> dict:
     files = write_run_curves(plan)
     if files is None:
         return {}
-    return {"curves_png": dg.MetadataValue.path(files.png), "curves_csv": dg.MetadataValue.path(files.csv)}
+    return {"curves": inline_image(files.png, f"{plan.model} on {plan.dataset}: training curves"),
+            "curves_png": dg.MetadataValue.path(files.png), "curves_csv": dg.MetadataValue.path(files.csv)}
 
 
 def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | None) -> dg.AssetsDefinition:
@@ -111,10 +128,11 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
     what = "network weights" if stage == "main" else "AVD network (shape/pose disentanglement, on the frozen model)"
 
     @dg.asset(
-        key=key, deps=deps, group_name=models_group(dataset), code_version=version, kinds={"pytorch"},
-        automation_condition=STALE, tags={"stage": stage, "model": model},
-        description=f"{model} {what} trained on {dataset}; training runs as its own process (Dagster Pipes, "
-                    f"torchrun for several processes) and resumes its run when re-materialized.",
+        key=key, deps=deps, group_name=models_group(dataset), code_version=version,
+        kinds=model_kinds(model, "pytorch"), automation_condition=STALE, tags={"stage": stage, "model": model},
+        description=f"**{model_label(key)}**: {what} trained on {dataset}; training runs as its own "
+                    f"process (Dagster Pipes, torchrun for several processes) and resumes its run when "
+                    f"re-materialized.",
         check_specs=[dg.AssetCheckSpec("losses_finite", asset=key,
                                        description="Every logged loss window of the run is finite.")],
     )

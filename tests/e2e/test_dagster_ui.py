@@ -183,6 +183,8 @@ def test_webserver_serves_asset_graph_and_browser_renders_it(chromium, webserver
             first.wait_for(state="visible", timeout=90_000)
             _wait_stable(first)
             assert model_nodes.filter(has=page.get_by_text("evaluation", exact=True)).count() >= 1
+            # The node's label is the key's last part; the model's name is on the node as a kind tag.
+            assert model_nodes.filter(has=page.get_by_text("mraa", exact=True)).count() >= 1
             page.screenshot(path=str(MODELS_SCREENSHOT), full_page=True)
         finally:
             browser.close()

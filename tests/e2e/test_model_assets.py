@@ -149,6 +149,55 @@ def test_the_whole_sample_graph_materializes_with_checks_and_lineage(env):
     assert evaluation["dataset_version"]["shards_content_hash"] == version["shards_content_hash"]
 
 
+def _inline_image(markdown: str):
+    """The one image a Markdown metadata entry embeds, decoded, and its encoded size."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    found = re.findall(r"!\[[^\]]*\]\(data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert found, markdown[:300]
+    return [(Image.open(io.BytesIO(base64.b64decode(b))), len(b)) for b in found]
+
+
+def test_the_pages_show_numeric_losses_and_metrics_and_inline_images(env):
+    """Issue 13, item 4: each loss term and metric is its own float (the Plots tab charts them across
+    materializations), and the curves and contact sheets are images in the page, small enough for the event log."""
+    from storage import paths
+    from training.reporting.curves import load_scalars
+
+    assert env.first.success, _error(env.first)
+    for key in (checkpoint_key("sample", "fomm"), checkpoint_key("sample", "mraa", "avd")):
+        meta = env.instance.get_latest_materialization_event(key).asset_materialization.metadata
+        scalars = load_scalars(paths.run_tensorboard_dir(meta["run_dir"].path))
+        terms = {tag: points[-1][1] for tag, points in scalars.items() if tag.startswith("loss/")}
+        assert "loss/total" in terms and len(terms) > 1, terms
+        for tag, last in terms.items():
+            assert isinstance(meta[tag], dg.FloatMetadataValue) and meta[tag].value == pytest.approx(last), tag
+
+    meta = env.instance.get_latest_materialization_event(checkpoint_key("sample", "fomm")).asset_materialization.metadata
+    assert isinstance(meta["curves"], dg.MarkdownMetadataValue) and meta["curves_png"].path.endswith(".png")
+    [(image, size)] = _inline_image(meta["curves"].value)
+    assert image.width <= 480 and size <= 150_000
+
+    metrics = json.loads((env.root / "evaluations/sample/fomm/metrics.json").read_text())
+    meta = env.instance.get_latest_materialization_event(evaluation_key("sample", "fomm")).asset_materialization.metadata
+    assert metrics["L1"] > 0 and any(k.startswith("AED") for k in metrics)
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) or value is None:
+            assert isinstance(meta[name], dg.FloatMetadataValue), name
+            if value is not None:
+                assert meta[name].value == pytest.approx(value), name
+
+    meta = env.instance.get_latest_materialization_event(
+        dg.AssetKey(["sample", "animation_samples"])).asset_materialization.metadata
+    sheets = _inline_image(meta["contact_sheets"].value)
+    assert len(sheets) == meta["pairs"].value and all(i.width <= 480 for i, _ in sheets)
+    assert sum(size for _, size in sheets) <= 150_000
+
+
 def test_a_changed_config_or_dataset_marks_exactly_its_models_stale_and_automation_retrains_them(env):
     defs = env.defs()
     before = _stale(env, defs)

@@ -66,3 +66,27 @@ def test_replay_reports_missing_videos_and_bad_rows(replayed):
     assert [e["row"] for e in errors] == [4] and "end" in errors[0]["reason"]
     cov = (base / "coverage/coverage.json").read_text()
     assert '"chunks_expected": 4' in cov and '"chunks_rebuilt": 3' in cov
+
+
+def test_each_video_partition_links_its_youtube_page_with_title_and_download_facts(replayed):
+    """Issue 13, item 4: the `raw_video` partition's page names the YouTube video (a link, even when a mirror served
+    the file), its title and duration, and what the download got."""
+    import dagster as dg
+
+    from pipelines.instance import open_instance
+
+    _, base = replayed
+    instance = open_instance()  # the fixture's DAGSTER_HOME
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(["taichi", "raw_video"]), asset_partitions=["Astro_A-123"]), limit=1).records
+    meta = records[0].asset_materialization.metadata
+    assert isinstance(meta["url"], dg.UrlMetadataValue)
+    assert meta["url"].url == "https://www.youtube.com/watch?v=Astro_A-123"
+    assert meta["fetched_from"].url.endswith("/mirror/Astro_A-123.mp4")
+    assert isinstance(meta["title"], dg.TextMetadataValue) and meta["title"].value
+    assert isinstance(meta["duration_s"], dg.FloatMetadataValue) and meta["duration_s"].value > 1
+    assert meta["resolution"].value == "320x240" and meta["fps"].value == pytest.approx(25.0)
+    source = next((base / "videos/Astro_A-123").glob("source.*"))
+    assert isinstance(meta["download_bytes"], dg.IntMetadataValue) and meta["download_bytes"].value == \
+        source.stat().st_size
+    assert isinstance(meta["download_seconds"], dg.FloatMetadataValue) and meta["download_seconds"].value > 0
