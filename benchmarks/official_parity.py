@@ -1,4 +1,5 @@
 """Parity with the official code: motionpipe against a local clone of an official repository, fp32 on the CPU.
+(Over 400 lines: one adapter per official repository, four of them, each emulating its pinned torch's defaults.)
 
 The official networks are imported from the user's clone (it goes on ``sys.path``; nothing is copied here) and built
 from the official config the way the official ``run.py`` builds them. Weights:
