@@ -36,8 +36,14 @@ class PipesLogHandler(logging.Handler):
 
 
 def _scalar_line(payload: dict) -> str:
+    """``step 100/400 (25%, ETA 1:02): loss/...``: where the run is and how long it has left, then the losses."""
     shown = {k: v for k, v in payload.items() if k.startswith("loss/") or k == "perf/pairs_per_s"}
-    return f"step {payload['step']}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
+    where = f"step {payload['step']}"
+    if payload.get("total"):
+        where += f"/{payload['total']} ({100 * payload['step'] / payload['total']:.0f}%"
+        eta = payload.get("eta_s", float("nan"))
+        where += f", ETA {int(eta) // 60}:{int(eta) % 60:02d})" if math.isfinite(eta) else ")"
+    return f"{where}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
 
 
 def run_with_pipes(argv: list[str]) -> int:

@@ -43,6 +43,7 @@ class RunLog:
         self.name, self.options, self.dist, self.preview = name, options, dist, preview
         self.writer = self._open_writer(step) if dist.is_main else None
         self.bar = self._progress(total, step)
+        self.total, self._first_step, self._start = total, step, time.perf_counter()
         self.last: dict[str, float] = {}  # the last logged window
         self._window: dict[str, torch.Tensor] = {}
         self._steps, self._pairs, self._t0 = 0, 0, time.perf_counter()
@@ -106,8 +107,17 @@ class RunLog:
             self.writer.flush()
         self._window, self._steps, self._pairs, self._t0 = {}, 0, 0, now
         if self.dist.is_main and self.options.on_event is not None:
-            self.options.on_event("scalars", {"step": step, **out})
+            self.options.on_event("scalars", {"step": step, **self.progress(step, now), **out})
         return out
+
+    def progress(self, step: int, now: float) -> dict[str, float]:
+        """``total`` steps and the ``eta_s`` left at this run's pace so far (from the step it resumed at), for log
+        lines that are not a terminal's bar (Dagster's, through Pipes); empty when the total is unknown."""
+        if not self.total:
+            return {}
+        done = step - self._first_step
+        eta = (now - self._start) / done * max(self.total - step, 0) if done > 0 else float("nan")
+        return {"total": self.total, "eta_s": eta}
 
     def close(self) -> None:
         self.bar.close()
