@@ -146,7 +146,8 @@ def _rebuild(
         if result.success:
             chunks = _chunk_count(result, dataset)
             outcome = VideoOutcome(video_id, "ok", f"{chunks} chunks", seconds, chunks)
-            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: ok, {chunks} chunks ({seconds:.1f} s)")
+            progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: ok, {chunks} chunks ({seconds:.1f} s"
+                     f"{tracker.eta(n)})")
         else:
             outcome = VideoOutcome(video_id, "failed", _failure_detail(result), seconds)
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: FAILED: {outcome.detail}")

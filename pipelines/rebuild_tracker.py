@@ -3,6 +3,8 @@ circuit breaker and ``last_rebuild.json`` (so `motionpipe status` knows how far 
 a stop (signal or breaker) is recorded as where the run stopped, never as a failure of the video in progress."""
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,10 +22,20 @@ class RebuildTracker:
     breaker: CircuitBreaker
     progress: Callable[[str], None]
     record: LastRebuild = field(init=False)
+    started: float = field(init=False, default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         self.record = LastRebuild(self.result.dataset, self.result.videos_total)
         write_last_rebuild(self.root, self.record)
+
+    def eta(self, done: int) -> str:
+        """', ETA m:ss' for the videos still to come once `done` are handled, at this run's pace so far (skipped
+        videos count, they are quick); '' before the first video or after the last."""
+        left = self.result.videos_total - done
+        if done == 0 or left <= 0:
+            return ""
+        seconds = (time.perf_counter() - self.started) / done * left
+        return f", ETA {int(seconds) // 60}:{int(seconds) % 60:02d}" if math.isfinite(seconds) else ""
 
     def add(self, outcome: VideoOutcome) -> Stop | None:
         """Count one video's outcome; the breaker's Stop when this failure completes a streak of alike ones."""

@@ -213,7 +213,7 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
                                o["seconds"], o["chunks"])
         n = len(tracker.result.outcomes) + 1
         tracker.progress(f"[{dataset}] {n}/{total} {outcome.video_id}: " +
-                         (f"ok, {outcome.chunks} chunks ({outcome.seconds:.1f} s)" if ok
+                         (f"ok, {outcome.chunks} chunks ({outcome.seconds:.1f} s{tracker.eta(n)})" if ok
                           else f"FAILED: {outcome.detail}"))
         tracker.add(outcome)
 
