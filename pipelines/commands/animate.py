@@ -36,9 +36,6 @@ def add_animate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--parts", default=None,
                    help="mode part-swap (MRAA): regions to take from --source, numbered as `motionpipe segment` "
                         "labels them, e.g. 1,3")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="unpickle checkpoints that hold arbitrary Python objects (refused by default: loading "
-                        "them can run code); only for files whose origin you trust")
     p.set_defaults(func=animate_command)
     return p
 
@@ -52,8 +49,7 @@ def animate_command(args) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not Path(args.driving).is_file():
         raise FileNotFoundError(f"driving video not found: {args.driving}")
-    animator = load_animator(args.checkpoint, args.config, args.avd_checkpoint, device=device, bf16=args.bf16,
-                             trust=args.trust_checkpoint)
+    animator = load_animator(args.checkpoint, args.config, args.avd_checkpoint, device=device, bf16=args.bf16)
     cfg = animator.cfg
     mode = args.mode or cfg.animate.mode
     h, w = cfg.frame_size

@@ -33,8 +33,6 @@ def add_segment_parser(subparsers) -> argparse.ArgumentParser:
                    help="enlarge the pictures (nearest) until a frame is at least this many pixels tall")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="unpickle checkpoints that hold arbitrary Python objects (see animate)")
     p.set_defaults(func=segment_command)
     return p
 
@@ -53,7 +51,7 @@ def segment_command(args) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"{'video' if args.video else 'image'} not found: {path}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    animator = load_animator(args.checkpoint, args.config, device=device, trust=args.trust_checkpoint)
+    animator = load_animator(args.checkpoint, args.config, device=device)
     require_regions(animator)
     k = animator.cfg.model_params.num_regions
     h, w = animator.frame_size

@@ -1,6 +1,6 @@
 """A checkpoint never runs code: every reader loads with ``weights_only=True`` and refuses a file that pickles
-arbitrary Python objects with a message naming the file and why; ``motionpipe animate --trust-checkpoint`` is the
-one explicit way round. Official checkpoints (tensors, dicts, ints, optimiser states, legacy serialisation) load
+arbitrary Python objects with a message naming the file and why, with no way round (no command unpickles a
+checkpoint in full). Official checkpoints (tensors, dicts, ints, optimiser states, legacy serialisation) load
 without it.
 
 The malicious file is a real checkpoint with one extra entry whose ``__reduce__`` creates a file when unpickled:
@@ -88,18 +88,23 @@ def test_every_command_refuses_a_checkpoint_that_would_run_code(world, capsys, m
                      "--resume", str(tmp / "ours-evil.pt"), "--max-steps", "1", "--no-progress"])
     _refused(capsys, rc, "ours-evil.pt")
     # conversion of an official checkpoint, and our own reader
-    with pytest.raises(UnsafeCheckpointError, match=r"official-evil\.pth\.tar.*refused.*--trust-checkpoint"):
+    with pytest.raises(UnsafeCheckpointError, match=r"official-evil\.pth\.tar.*refused.*re-save its state dicts alone"):
         load_official(tmp / "official-evil.pth.tar", load_config(CONFIG))
     with pytest.raises(UnsafeCheckpointError, match=r"ours-evil\.pt.*refused"):
         load_checkpoint(tmp / "ours-evil.pt")
     assert not (tmp / "PWNED-ours").exists() and not (tmp / "PWNED-official").exists()
 
 
-def test_trust_checkpoint_is_the_explicit_way_round(world, capsys):
+def test_there_is_no_flag_that_unpickles_a_checkpoint_in_full(world, capsys):
     tmp = world
-    assert motionpipe(_animate(tmp, "official-evil.pth.tar", "--config", CONFIG, "--trust-checkpoint")) == 0
-    assert (tmp / "PWNED-official").exists()  # the user vouched for the file: it was unpickled in full
-    assert (tmp / "out.mp4").stat().st_size > 0
+    for command in (_animate(tmp, "official-evil.pth.tar", "--config", CONFIG, "--trust-checkpoint"),
+                    ["segment", "--checkpoint", str(tmp / "official-evil.pth.tar"), "--config", CONFIG,
+                     "--image", str(tmp / "source.png"), "--out", str(tmp / "segments"), "--trust-checkpoint"]):
+        with pytest.raises(SystemExit) as exc:
+            motionpipe(command)
+        assert exc.value.code == 2
+        assert "unrecognized arguments: --trust-checkpoint" in capsys.readouterr().err
+    assert not (tmp / "PWNED-official").exists() and not (tmp / "out.mp4").exists()
 
 
 def _official_with_optimiser_state(tmp: Path) -> dict:

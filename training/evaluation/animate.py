@@ -306,12 +306,12 @@ def _from_training_checkpoint(path, state: dict, config) -> tuple:
 
 def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | None = None,
                   avd_checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-                  bf16: bool = False, trust: bool = False) -> Animator:
+                  bf16: bool = False) -> Animator:
     """Model (+ AVD) from one of our training checkpoints (which carry their config; the AVD network comes
     from the separate AVD-stage checkpoint, ``avd_checkpoint``) or an official one (``config`` required; an
-    official MRAA/TPSMM checkpoint usually holds its AVD network too). Files are read with weights_only;
-    ``trust`` (``--trust-checkpoint``) unpickles a file that needs more in full (``convert.read_checkpoint``)."""
-    ckpt = read_checkpoint(checkpoint, trust=trust)
+    official MRAA/TPSMM checkpoint usually holds its AVD network too). Files are read with weights_only
+    (``convert.read_checkpoint``)."""
+    ckpt = read_checkpoint(checkpoint)
     avd = None
     if is_motionpipe_checkpoint(ckpt):
         cfg, model = _from_training_checkpoint(checkpoint, ckpt, config)
@@ -321,10 +321,10 @@ def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | Non
             raise ValueError(f"{checkpoint} is an official {layout} checkpoint, which carries no config: pass "
                              f"--config (e.g. {layout}-taichi-256)")
         cfg = load_config(config)
-        loaded = load_official(checkpoint, cfg, trust=trust)
+        loaded = load_official(checkpoint, cfg)
         model, avd = loaded.model, loaded.avd
     if avd_checkpoint is not None:
-        avd = _load_avd(avd_checkpoint, cfg, trust=trust)
+        avd = _load_avd(avd_checkpoint, cfg)
     animator = Animator(cfg, model, avd, device=device, bf16=bf16)
     meta = ckpt.get("meta", {}) if is_motionpipe_checkpoint(ckpt) else {}
     animator.lineage = ({k: meta.get(k) for k in ("config_hash", "git_commit", "motionpipe_version", "lineage")}
@@ -332,12 +332,12 @@ def load_animator(checkpoint: str | os.PathLike, config: str | os.PathLike | Non
     return animator
 
 
-def _load_avd(path, cfg, trust: bool = False) -> nn.Module:
+def _load_avd(path, cfg) -> nn.Module:
     """The AVD network from our AVD-stage checkpoint or from an official checkpoint holding ``avd_network``."""
     avd = build_avd_network(cfg)
     if avd is None:
         raise ValueError(f"config {cfg.name!r} ({cfg.model}) has no AVD network")
-    ckpt = read_checkpoint(path, trust=trust)
+    ckpt = read_checkpoint(path)
     if is_motionpipe_checkpoint(ckpt):
         nets = ckpt.get("networks", {})
         if ckpt.get("model") != cfg.model or "avd" not in nets:

@@ -145,11 +145,11 @@ def layout(model: str) -> Layout:
 # reading and recognising checkpoints
 
 
-def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
+def read_checkpoint(path: str | os.PathLike) -> dict:
     """torch.load onto the CPU with ``weights_only=True``: official checkpoints (tensors, dicts, numbers, optimiser
     states) and ours load so. A file that pickles other Python objects could run code when unpickled, so it is
-    refused (:class:`UnsafeCheckpointError`) unless ``trust`` (``motionpipe animate --trust-checkpoint``): the
-    user vouches for the file's origin and it is unpickled in full."""
+    refused (:class:`UnsafeCheckpointError`), with no way round: the loader that would run it is not in the
+    project."""
     from training.checkpoint import UnsafeCheckpointError, load_weights_only
 
     p = Path(path)
@@ -158,24 +158,13 @@ def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> dict:
     try:
         ckpt = load_weights_only(p)
     except UnsafeCheckpointError as err:
-        if not trust:
-            raise UnsafeCheckpointError(f"{err}. Only if you trust where this file comes from: "
-                                        f"motionpipe animate --trust-checkpoint unpickles it in full") from None
-        log.warning("%s: unpickling arbitrary Python objects because --trust-checkpoint was given", p)
-        ckpt = _load_full(p)
+        raise UnsafeCheckpointError(f"{err}. If you trust where it comes from, re-save its state dicts alone "
+                                    f"(torch.save of tensors and dicts) and pass that file") from None
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         raise ValueError(f"{p} is not a readable PyTorch checkpoint: {err}") from None
     if not isinstance(ckpt, dict):
         raise ValueError(f"{p}: a checkpoint must be a dict of state dicts, got {type(ckpt).__name__}")
     return ckpt
-
-
-def _load_full(p: Path) -> dict:
-    """The explicit, user-trusted exception to weights_only (``--trust-checkpoint``)."""
-    try:
-        return torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means: not a checkpoint we can read
-        raise ValueError(f"{p} is not a readable PyTorch checkpoint: {err}") from None
 
 
 def strip_wrapper_prefixes(state: dict) -> dict:
@@ -410,12 +399,11 @@ class LoadedModel:
     report: ConversionReport
 
 
-def load_official(path: str | os.PathLike, cfg, model: nn.Module | None = None, strict: bool = True,
-                  trust: bool = False) -> LoadedModel:
+def load_official(path: str | os.PathLike, cfg, model: nn.Module | None = None, strict: bool = True) -> LoadedModel:
     """Load an official checkpoint into ``model`` (default: a new inference model of ``cfg``) and, when the
     checkpoint has one, into a new AVD network. Raises CheckpointMismatchError when it does not fit ``cfg``;
-    ``trust``: see ``read_checkpoint``."""
-    ckpt = read_checkpoint(path, trust=trust)
+    reads it as ``read_checkpoint`` does."""
+    ckpt = read_checkpoint(path)
     model = model if model is not None else build_inference_model(cfg)
     networks = dict(model.networks())
     avd = build_avd_network(cfg)
