@@ -140,17 +140,15 @@ def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -
     @dg.asset(key=LEADERBOARD, deps=deps, group_name=LEADERBOARD,
               code_version=MODEL_STAGE_VERSIONS["leaderboard"], kinds={"json"}, automation_condition=STALE,
               description="Every scored model beside the published number of its paper and the no-motion baseline "
-                          "(Markdown + JSON) and each video's mean scores (per_video.csv/.md); only numbers from the same "
-                          "extractor are ever compared.")
+                          "(Markdown + JSON) and each video's mean scores (per_video.csv/.md); only numbers from "
+                          "the same extractor are ever compared.")
     def _leaderboard(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
-        from training.reporting.leaderboard import build_leaderboard, collect_results
-        from training.reporting.per_video import per_video_scores, write_per_video
+        from training.reporting.leaderboard import collect_results
+        from training.reporting.reports import write_reports
         root = data_root.get()
         results, sources = collect_results(root)
-        board = build_leaderboard(results, sources)
-        files = board.write(paths.leaderboard_dir(root))
-        files |= {f"per_video_{kind}": path for kind, path in
-                  write_per_video(per_video_scores(root, results, sources), paths.leaderboard_dir(root)).items()}
+        written = write_reports(root, results, sources, paths.leaderboard_dir(root))
+        board, files = written.board, written.files
         return dg.MaterializeResult(
             data_version=dg.DataVersion(hashlib.sha256(board.to_json().encode()).hexdigest()[:16]),
             metadata={"table": dg.MetadataValue.md(board.to_markdown()), "evaluations": len(results),

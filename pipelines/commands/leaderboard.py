@@ -6,8 +6,9 @@ import argparse
 
 from storage import paths
 from storage.root import DataRoot
-from training.reporting.leaderboard import EVALUATIONS_DIR, METRICS_FILE, build_leaderboard, collect_results
-from training.reporting.per_video import per_video_scores, to_markdown, write_per_video
+from training.reporting.leaderboard import EVALUATIONS_DIR, METRICS_FILE, collect_results
+from training.reporting.per_video import to_markdown
+from training.reporting.reports import write_reports
 
 
 def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,13 +29,11 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     results, sources = collect_results(root)
     if not results:
         raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
-    board = build_leaderboard(results, sources)
     out = args.out or paths.leaderboard_dir(root)
     if args.out is None and not root.is_local:
         out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
-    files = board.write(out)
-    videos = per_video_scores(root, results, sources)
-    files |= {f"per_video_{kind}": path for kind, path in write_per_video(videos, out).items()}
-    print(to_markdown(videos) if getattr(args, "per_video", False) else board.to_markdown())
+    written = write_reports(root, results, sources, out)
+    files = written.files
+    print(to_markdown(written.videos) if getattr(args, "per_video", False) else written.board.to_markdown())
     print(f"wrote {files['markdown']}, {files['json']}, {files['per_video_csv']} and {files['per_video_markdown']}")
     return 0
