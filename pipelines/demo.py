@@ -20,7 +20,7 @@ from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
 from storage import paths
 from storage.root import DataRoot
-from storage.settings import Settings, resolve_settings
+from storage.settings import resolve_settings
 from training.run_params import PARAMS_FILE, load_params
 
 DATASET = "sample"
@@ -106,7 +106,7 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
     if board is not None and board.is_file():
         print("\n" + board.read_text())
     if push:
-        _dvc_commit_and_push(root, settings)
+        _dvc_commit_and_push(root, dvc_stages(params.models, params.avd_models))
     print(f"motionpipe demo: done in {time.perf_counter() - t0:.0f} s")
     if failed_checks:
         print(f"motionpipe demo: {len(failed_checks)} asset checks failed: {', '.join(failed_checks)}")
@@ -133,15 +133,14 @@ def record_in_dvc(repo: Path, stages: list[str]) -> list[str]:
     return project.stage_in_git("dvc.lock", "data")
 
 
-def _dvc_commit_and_push(root: DataRoot, settings: Settings) -> None:
-    """The demo's DVC step, when its data root is the data/ that dvc.yaml tracks; says what to commit with git."""
+def _dvc_commit_and_push(root: DataRoot, stages: list[str]) -> None:
+    """The demo's DVC step (`stages`: the steps it ran), when its data root is the data/ that dvc.yaml tracks; says
+    what to commit with git."""
     from storage.dvc import DvcError, DvcProject
 
     if not root.is_local or Path(root.base).resolve() != (REPO / "data").resolve():
         print(f"DVC: skipped (dvc.yaml tracks {REPO / 'data'}; this run's data root is {root.url})")
         return
-    params = load_params(settings.params_file or PARAMS_FILE)
-    stages = dvc_stages(params.models, params.avd_models)
     try:
         staged = record_in_dvc(REPO, stages)
     except DvcError as exc:
