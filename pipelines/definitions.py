@@ -13,6 +13,7 @@ from assets.keys import RETRAIN_JOB, leaderboard_key, models_group, models_job_n
 from assets.models.defs import model_definitions
 from assets.resources import TrainingResource
 from pipelines.resources import default_resources
+from pipelines.terminal_logger import TERMINAL_LOGGER, terminal_logger
 from storage import video
 from storage.settings import Settings, resolve_settings
 
@@ -67,7 +68,9 @@ def make_definitions(settings: Settings | None = None, **resource_overrides) -> 
         *(dataset_definitions(name) for name in DATASETS),
         models,
         orchestration(settings.retrain_cron),
-        dg.Definitions(resources={**default_resources(settings), **resource_overrides}),
+        dg.Definitions(resources={**default_resources(settings), **resource_overrides},
+                       loggers={"console": dg.colored_console_logger,  # Dagster's default, kept
+                                TERMINAL_LOGGER: terminal_logger}),
     )
 
 

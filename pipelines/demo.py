@@ -1,23 +1,25 @@
 """`motionpipe demo` (the README's first command): the whole chain on the embedded default, offline, on CPU.
 
 rebuild `sample` → train every model → AVD → evaluate, and score the no-motion baseline on the same test chunks →
-animation samples → leaderboard (printed) → DVC commit and push to the local remote. Every step is a real Dagster
-run in the instance under DAGSTER_HOME (the UI shows them afterwards); the terminal gets one line per step as it
-goes, and the training steps' losses live.
+animation samples → leaderboard (printed) → DVC commit and push to the local remote. Every step is a run of the
+project's own jobs in the instance under DAGSTER_HOME (`sample_manifest_job`, `sample_video_job` per video, `sample_dataset_job`, then
+`sample_models_job` with one asset selected), so the UI shows them afterwards and can re-execute them; the terminal
+gets one line per step as it goes, and the training steps' losses live.
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
 
 import dagster as dg
 
-from assets.keys import ANIMATION_SAMPLES, checkpoint_key, dataset_key, evaluation_key, leaderboard_key, no_motion_key
+from assets.keys import (ANIMATION_SAMPLES, checkpoint_key, dataset_key, evaluation_key, leaderboard_key,
+                         models_job_name, no_motion_key)
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
 from pipelines.rebuild import rebuild
+from pipelines.terminal_logger import TERMINAL_LOGGER
 from storage import paths
 from storage.root import DataRoot
 from storage.settings import resolve_settings
@@ -25,22 +27,6 @@ from training.run_params import PARAMS_FILE, load_params
 
 DATASET = "sample"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dg.logger
-def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    """Only what the step's own code says (training losses, checkpoints), not Dagster's event stream."""
-    log = logging.Logger("motionpipe.demo", logging.INFO)
-
-    class UserMessages(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            meta = getattr(record, "dagster_meta", {}) or {}
-            if meta.get("dagster_event") is None:
-                print(f"    {meta.get('step_key') or ''}: {meta.get('orig_message', record.getMessage())}",
-                      flush=True)
-
-    log.addHandler(UserMessages())
-    return log
 
 
 def plan_steps(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[dg.AssetKey]:
@@ -51,6 +37,15 @@ def plan_steps(models: tuple[str, ...], avd_models: tuple[str, ...]) -> list[dg.
             steps.append(checkpoint_key(DATASET, model, "avd"))
         steps.append(evaluation_key(DATASET, model))
     return steps + [no_motion_key(DATASET), dataset_key(DATASET, ANIMATION_SAMPLES), leaderboard_key()]
+
+
+def run_step(defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetKey) -> dg.ExecuteInProcessResult:
+    """One step of the demo as a run of the project's own job for its dataset's models (``<dataset>_models_job``,
+    this one asset selected), so the UI finds the job and can re-execute it; the terminal gets the step's own
+    messages (training losses, checkpoints) through the job's `terminal` logger."""
+    job = defs.resolve_job_def(models_job_name(DATASET))
+    return job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=[key],
+                                  run_config={"loggers": {TERMINAL_LOGGER: {}}})
 
 
 def _summary(result: dg.ExecuteInProcessResult) -> str:
@@ -85,15 +80,12 @@ def run_demo(data_root: str | None = None, push: bool = True) -> int:
 
     params = load_params(settings.params_file or PARAMS_FILE)
     steps = plan_steps(params.models, params.avd_models)
-    jobs = [dg.define_asset_job(f"demo_{'_'.join(k.path)}", selection=dg.AssetSelection.assets(k)) for k in steps]
-    defs = dg.Definitions.merge(make_definitions(settings),
-                                dg.Definitions(jobs=jobs, loggers={"progress": progress_logger}))
-    run_config = {"loggers": {"progress": {}}}
+    defs = make_definitions(settings)
     failed_checks: list[str] = []
-    for n, (key, job) in enumerate(zip(steps, jobs), 1):
+    for n, key in enumerate(steps, 1):
         started = time.perf_counter()
         print(f"[{n}/{len(steps)}] {key.to_user_string()} ...", flush=True)
-        result = defs.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+        result = run_step(defs, instance, key)
         took = time.perf_counter() - started
         if not result.success:
             print(f"[{n}/{len(steps)}] {key.to_user_string()}: FAILED after {took:.0f} s: {_failure_detail(result)}")

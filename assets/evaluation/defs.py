@@ -12,9 +12,10 @@ import os
 
 import dagster as dg
 
+from assets.asset_report import AssetReport
 from assets.inline_images import inline_images
 from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
-                         model_kinds, model_label, models_group, no_motion_key)
+                         leaderboard_key, model_kinds, model_label, models_group, no_motion_key)
 from assets.models.defs import STALE
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
@@ -35,17 +36,15 @@ def metric_metadata(metrics: dict[str, float | None]) -> dict[str, dg.MetadataVa
             if v is None or isinstance(v, (int, float))}
 
 
-def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
+def scores_report(key: dg.AssetKey, scores, frame_size: int) -> AssetReport:
     """An evaluation's materialization: every metric as metadata, a Markdown table, and the range check."""
-    if scores.reused:
-        context.log.info(f"{scores.out_dir}: already scored on these data with these settings; reused")
     problems = metric_problems(scores.metrics, frame_size)
     digest = hashlib.sha256(json.dumps(scores.metrics, sort_keys=True).encode()).hexdigest()[:16]
     prov = scores.provenance
     table = "| metric | value |\n|---|---|\n" + "".join(
         f"| {k} | {'n/a' if v is None else f'{v:.4g}'} |\n" for k, v in scores.metrics.items())
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(digest),
+    return AssetReport(
+        key, data_version=digest,
         metadata={**metric_metadata(scores.metrics),
                   "scores": dg.MetadataValue.md(table), "reused": scores.reused,
                   "path": dg.MetadataValue.path(str(scores.out_dir)),
@@ -53,9 +52,15 @@ def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -
                   "chunks": prov.get("chunks", 0), "frames": prov.get("frames", 0),
                   "skipped_extractors": dg.MetadataValue.json(prov.get("skipped_extractors", {})),
                   "dataset_version": dg.MetadataValue.json(prov.get("dataset_version") or {})},
-        check_results=[dg.AssetCheckResult(check_name=METRICS_CHECK, passed=not problems,
-                                           metadata={"problems": dg.MetadataValue.json(problems)})],
+        checks=(dg.AssetCheckResult(asset_key=key, check_name=METRICS_CHECK, passed=not problems,
+                                    metadata={"problems": dg.MetadataValue.json(problems)}),),
     )
+
+
+def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -> dg.MaterializeResult:
+    if scores.reused:
+        context.log.info(f"{scores.out_dir}: already scored on these data with these settings; reused")
+    return scores_report(context.asset_key, scores, frame_size).result()
 
 
 def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.AssetsDefinition:
@@ -123,15 +128,31 @@ def samples_asset(dataset: str, models: tuple[str, ...], avd_models: tuple[str, 
         written = render_samples(root, dataset, checkpoints, paths.samples_dir(root, dataset),
                                  n_pairs=params.sample_pairs, device=training.torch_device(),
                                  max_frames=params.sample_max_frames)
-        files = {w.pair.name: {"mp4": w.files.mp4, "gif": w.files.gif, "contact_sheet": w.files.png,
-                               "frames": w.frames, "columns": list(w.columns)} for w in written}
-        sheets = [(w.files.png, f"{w.pair.name}: {', '.join(w.columns)}") for w in written[:PREVIEW_PAIRS]]
-        preview = {"contact_sheets": inline_images(sheets)} if sheets else {}
-        return dg.MaterializeResult(metadata={
-            "pairs": len(written), "path": dg.MetadataValue.path(paths.samples_dir(root, dataset)),
-            "files": dg.MetadataValue.json(files), **preview})
+        return samples_report(dataset_key(dataset, ANIMATION_SAMPLES), paths.samples_dir(root, dataset),
+                              written).result()
 
     return _samples
+
+
+def samples_report(key: dg.AssetKey, out_dir: str, written) -> AssetReport:
+    """The samples' materialization: every pair's files, and the first pairs' contact sheets shown inline."""
+    files = {w.pair.name: {"mp4": w.files.mp4, "gif": w.files.gif, "contact_sheet": w.files.png,
+                           "frames": w.frames, "columns": list(w.columns)} for w in written}
+    sheets = [(w.files.png, f"{w.pair.name}: {', '.join(w.columns)}") for w in written[:PREVIEW_PAIRS]]
+    preview = {"contact_sheets": inline_images(sheets)} if sheets else {}
+    return AssetReport(key, metadata={"pairs": len(written), "path": dg.MetadataValue.path(str(out_dir)),
+                                      "files": dg.MetadataValue.json(files), **preview})
+
+
+def leaderboard_report(written, evaluations: int) -> AssetReport:
+    """The leaderboard's materialization: the table itself, and where its files are."""
+    board, files = written.board, written.files
+    return AssetReport(
+        leaderboard_key(), data_version=hashlib.sha256(board.to_json().encode()).hexdigest()[:16],
+        metadata={"table": dg.MetadataValue.md(board.to_markdown()), "evaluations": evaluations,
+                  "markdown": dg.MetadataValue.path(files["markdown"]),
+                  "json": dg.MetadataValue.path(files["json"]),
+                  "per_video": dg.MetadataValue.path(files["per_video_markdown"])})
 
 
 def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -> dg.AssetsDefinition:
@@ -148,13 +169,7 @@ def leaderboard_asset(pairs: list[tuple[str, str]], datasets: tuple[str, ...]) -
         root = data_root.get()
         results, sources = collect_results(root)
         written = write_reports(root, results, sources, paths.leaderboard_dir(root))
-        board, files = written.board, written.files
-        return dg.MaterializeResult(
-            data_version=dg.DataVersion(hashlib.sha256(board.to_json().encode()).hexdigest()[:16]),
-            metadata={"table": dg.MetadataValue.md(board.to_markdown()), "evaluations": len(results),
-                      "markdown": dg.MetadataValue.path(files["markdown"]),
-                      "json": dg.MetadataValue.path(files["json"]),
-                      "per_video": dg.MetadataValue.path(files["per_video_markdown"])})
+        return leaderboard_report(written, len(results)).result()
 
     return _leaderboard
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError
 
+from assets.asset_report import AssetReport
 from assets.inline_images import inline_image
 from assets.keys import SHARDS, checkpoint_key, dataset_key, model_kinds, model_label, models_group
-from assets.models.runs import TrainingPlan, plan_training, publish_checkpoint, write_run_curves
+from assets.models.runs import Published, TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
 from storage import paths
@@ -69,41 +70,60 @@ def _train(context: dg.AssetExecutionContext, plan: TrainingPlan, pipes: dg.Pipe
     checkpoint = Path(meta["checkpoint"].value if hasattr(meta["checkpoint"], "value") else meta["checkpoint"])
     published = publish_checkpoint(checkpoint, plan)  # verified before it replaces the previous good one
     context.log.info(f"published {published.path} (step {published.step}) from {checkpoint}")
-    metadata = {k: v for k, v in meta.items() if k != "checkpoint"}
+    reported_meta = {k: v for k, v in meta.items() if k != "checkpoint"}
+    return checkpoint_report(context.asset_key, plan, published, checkpoint, _run_loss_series(plan, completed),
+                             reported_meta).result()
+
+
+def checkpoint_report(key: dg.AssetKey, plan: TrainingPlan, published: Published, run_checkpoint: Path,
+                      series: dict[str, list[float | None]], reported: dict | None = None) -> AssetReport:
+    """A published checkpoint's materialization: where it is, its lineage, each loss term's last value (numbers the
+    Plots tab charts), the main stage's curves inline, and the finite-losses check over every logged window."""
+    metadata = dict(reported or {})
+    metadata.setdefault("step", published.step)
     metadata.update({
         "checkpoint": dg.MetadataValue.path(str(published.path)), "sha256": published.sha256,
-        "run_dir": dg.MetadataValue.path(str(plan.run_dir)), "run_checkpoint": dg.MetadataValue.path(str(checkpoint)),
+        "run_dir": dg.MetadataValue.path(str(plan.run_dir)),
+        "run_checkpoint": dg.MetadataValue.path(str(run_checkpoint)),
         "config": plan.config, "shards_content_hash": plan.shards_content_hash,
         **_lineage_metadata(published.path),
     })
-    series = _run_loss_series(plan, completed)
     metadata.update(final_loss_metadata(series))
+    if plan.stage == "main":
+        metadata.update(_curves_metadata(plan))
     losses = [v for values in series.values() for v in values]
     bad = [v for v in losses if v is None or not math.isfinite(v)]
     check = dg.AssetCheckResult(
-        check_name="losses_finite", passed=bool(losses) and not bad,
+        asset_key=key, check_name="losses_finite", passed=bool(losses) and not bad,
         metadata={"loss_values_seen": len(losses), "non_finite": len(bad)},
         description=None if losses else "no loss window was logged (log_every larger than the run?)")
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.sha256[:16]),
-                                check_results=[check])
+    return AssetReport(key, metadata=metadata, data_version=published.sha256[:16], checks=(check,))
+
+
+def tensorboard_loss_series(plan: TrainingPlan) -> dict[str, list[float | None]]:
+    """Every loss window the run logged, per loss term, from its TensorBoard scalars (empty if none)."""
+    from training.reporting.curves import NoEventsError, load_scalars
+    try:
+        series = load_scalars(paths.run_tensorboard_dir(plan.run_dir))
+    except NoEventsError:
+        return {}
+    return {tag: [v for _, v in points] for tag, points in sorted(series.items()) if tag.startswith("loss/")}
 
 
 def _run_loss_series(plan: TrainingPlan, completed) -> dict[str, list[float | None]]:
     """Every loss window the run ever logged, per loss term (its TensorBoard scalars, across resumes: a
     re-materialization that had nothing left to train still checks the whole run), else what this launch reported
     over Pipes."""
-    from training.reporting.curves import NoEventsError, load_scalars
-    try:
-        series = load_scalars(paths.run_tensorboard_dir(plan.run_dir))
-        return {tag: [v for _, v in points] for tag, points in sorted(series.items()) if tag.startswith("loss/")}
-    except NoEventsError:
-        curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
-        terms: dict[str, list[float | None]] = {}
-        for row in (r for m in curve for r in m["curve"]):
-            for k, v in row.items():
-                if k != "step":
-                    terms.setdefault(k, []).append(v)
-        return terms
+    series = tensorboard_loss_series(plan)
+    if series:
+        return series
+    curve = [m for m in completed.get_custom_messages() if isinstance(m, dict) and "curve" in m]
+    terms: dict[str, list[float | None]] = {}
+    for row in (r for m in curve for r in m["curve"]):
+        for k, v in row.items():
+            if k != "step":
+                terms.setdefault(k, []).append(v)
+    return terms
 
 
 def final_loss_metadata(series: dict[str, list[float | None]]) -> dict[str, dg.MetadataValue]:
@@ -140,11 +160,7 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
                     pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
         plan = plan_training(data_root.get(), model, dataset, stage, training.params(dataset), training.launch(),
                              config_dir=training.config_dir or config_dir)
-        result = _train(context, plan, pipes_subprocess_client)
-        if stage == "main":
-            result = dg.MaterializeResult(metadata={**result.metadata, **_curves_metadata(plan)},
-                                          data_version=result.data_version, check_results=result.check_results)
-        return result
+        return _train(context, plan, pipes_subprocess_client)
 
     @dg.asset_check(asset=key, name="checkpoint_loads", blocking=True,
                     description="The published checkpoint exists, loads, and holds this model and stage.")

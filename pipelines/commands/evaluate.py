@@ -76,7 +76,29 @@ def evaluate_command(args) -> int:
     for n, reason in result.skipped.items():
         print(f"skipped {n}: {reason}")
     print(f"wrote {scores.out_dir} ({result.n_chunks} chunks, {result.n_frames} frames)")
+    if args.out is None and args.checkpoint is None:  # the asset's own outputs: the UI shows them
+        _report(args, root, scores)
     return 0
+
+
+def _report(args, root: DataRoot, scores) -> None:
+    from assets.evaluation.defs import scores_report
+    from assets.keys import evaluation_key, no_motion_key
+    from pipelines.instance_reports import report_to_dagster
+    from storage.settings import resolve_settings
+    from training.config import load_config
+    from training.loop.data import load_split_index
+    from training.run_params import config_path
+
+    settings = resolve_settings(data_root=args.data_root, params_file=args.params)
+    if args.model == NO_MOTION:
+        key = no_motion_key(args.dataset)
+        size = max(c.height for c in load_split_index(root, args.dataset, "test").chunks)
+    else:
+        key = evaluation_key(args.dataset, args.model)
+        size = load_config(config_path(args.model, args.dataset, settings.config_dir)).frame_size[0]
+    report_to_dagster(scores_report(key, scores, size), settings,
+                      f"motionpipe evaluate {args.model} --dataset {args.dataset}")
 
 
 def _check_model(checkpoint: Path, model: str, config: str | None) -> None:

@@ -36,4 +36,10 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     files = written.files
     print(to_markdown(written.videos) if getattr(args, "per_video", False) else written.board.to_markdown())
     print(f"wrote {files['markdown']}, {files['json']}, {files['per_video_csv']} and {files['per_video_markdown']}")
+    if args.out is None:  # the asset's own outputs: the UI shows them
+        from assets.evaluation.defs import leaderboard_report
+        from pipelines.instance_reports import report_to_dagster
+        from storage.settings import resolve_settings
+        report_to_dagster(leaderboard_report(written, len(results)), resolve_settings(data_root=args.data_root),
+                          "motionpipe leaderboard")
     return 0

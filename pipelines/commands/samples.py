@@ -57,4 +57,11 @@ def samples_command(args) -> int:
     for r in rendered:
         print(f"{r.pair.source} <- {r.pair.driving}: {r.frames} frames, columns {', '.join(r.columns)}")
         print(f"  {r.files.mp4}\n  {r.files.gif}\n  {r.files.png}")
+    if args.out is None and args.models is None:  # the asset's own outputs: the UI shows them
+        from assets.evaluation.defs import samples_report
+        from assets.keys import ANIMATION_SAMPLES, dataset_key
+        from pipelines.instance_reports import report_to_dagster
+        from storage.settings import resolve_settings
+        report_to_dagster(samples_report(dataset_key(args.dataset, ANIMATION_SAMPLES), out, rendered),
+                          resolve_settings(data_root=args.data_root), f"motionpipe samples --dataset {args.dataset}")
     return 0

@@ -111,7 +111,8 @@ def _stale(env: Env, defs: dg.Definitions) -> dict[str, str]:
     resolver = CachingStaleStatusResolver(instance=env.instance, asset_graph=graph, loading_context=view)
     keys = [checkpoint_key(d, m) for d in ("sample", "taichi") for m in MODELS] + \
         [evaluation_key("sample", m) for m in MODELS]
-    return {k.to_user_string(): resolver.get_status(k).value for k in keys}
+    return {k.to_user_string(): resolver.get_status(k).value for k in keys} | {
+        f"{k.to_user_string()} causes": [str(c) for c in resolver.get_stale_causes(k)] for k in keys}
 
 
 def test_the_whole_sample_graph_materializes_with_checks_and_lineage(env):
@@ -290,6 +291,60 @@ def _multiprocess_job():
 @pytest.fixture(autouse=True)
 def _params_env(env, monkeypatch):
     monkeypatch.setenv("MOTIONPIPE_TEST_PARAMS", str(env.params))
+
+
+def test_demo_steps_are_runs_of_the_projects_own_job(env):
+    """Issue 13: the demo's runs belong to `sample_models_job`, which the UI finds and can re-execute, with the run
+    config (the terminal logger) that job accepts."""
+    from pipelines.demo import run_step
+
+    result = run_step(env.defs(), env.instance, evaluation_key("sample", "fomm"))
+    assert result.success, _error(result)
+    run = env.instance.get_run_by_id(result.run_id)
+    assert run.job_name == "sample_models_job" and run.run_config["loggers"] == {"terminal": {}}
+    assert run.job_name in {j.name for j in make_definitions().resolve_all_job_defs()}  # the workspace's job
+    assert {m.asset_key for m in result.get_asset_materialization_events()} == {evaluation_key("sample", "fomm")}
+
+
+def _latest(env: Env, key: dg.AssetKey):
+    entry = env.instance.get_latest_materialization_event(key)
+    return entry, entry.asset_materialization
+
+
+def test_the_commands_record_their_work_in_the_instance_and_leave_the_graph_fresh(env, monkeypatch, capsys):
+    """Issue 13: `motionpipe train/evaluate/leaderboard` (what `dvc repro` runs) report a materialization with the
+    asset's own metadata and checks, and Dagster's version tags, so the UI is current and nothing looks stale."""
+    from pipelines.cli import main as motionpipe
+    from pipelines.instance_reports import SOURCE_TAG
+
+    for name, value in (("MOTIONPIPE_PARAMS", env.params), ("MOTIONPIPE_CONFIG_DIR", env.config_dir),
+                        ("MOTIONPIPE_DEVICE", "cpu")):
+        monkeypatch.setenv(name, str(value))
+    root = str(env.root)
+    assert motionpipe(["train", "mraa", "--dataset", "sample", "--data-root", root]) == 0
+    assert motionpipe(["evaluate", "mraa", "--dataset", "sample", "--data-root", root, "--params",
+                       str(env.params)]) == 0
+    assert motionpipe(["leaderboard", "--data-root", root]) == 0
+    out = capsys.readouterr().out
+    for key in ("sample/mraa/checkpoint", "sample/mraa/evaluation", "leaderboard"):
+        assert f"recorded {key} in the Dagster instance" in out, out[-2000:]
+
+    entry, checkpoint = _latest(env, checkpoint_key("sample", "mraa"))
+    assert entry.run_id == "" and checkpoint.tags[SOURCE_TAG] == "train"  # runless, from the command
+    assert checkpoint.metadata["sha256"].value == sha256_file(env.root / "models/sample/mraa/main.pt")
+    assert isinstance(checkpoint.metadata["loss/total"], dg.FloatMetadataValue) and "curves" in checkpoint.metadata
+    entry, evaluation = _latest(env, evaluation_key("sample", "mraa"))
+    metrics = json.loads((env.root / "evaluations/sample/mraa/metrics.json").read_text())
+    assert entry.run_id == "" and evaluation.tags[SOURCE_TAG] == "evaluate"
+    assert evaluation.metadata["L1"].value == pytest.approx(metrics["L1"])
+    entry, board = _latest(env, dg.AssetKey("leaderboard"))
+    assert entry.run_id == "" and "mraa" in board.metadata["table"].value
+    check = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(evaluation_key("sample", "mraa"), "metrics_in_range")])
+    assert list(check.values())[0].status.value == "SUCCEEDED"
+
+    status = _stale(env, env.defs())  # the same data versions as the runs recorded: nothing to retrain
+    assert status["sample/mraa/checkpoint"] == "FRESH" and status["sample/mraa/evaluation"] == "FRESH", str(status)
 
 
 def test_bad_checkpoints_fail_clearly_and_keep_the_good_one(env):
