@@ -101,10 +101,13 @@ def test_files_open_with_one_column_per_model_and_mode(world, rendered):
         with Image.open(r.files.gif) as gif:
             assert gif.n_frames == FRAMES and gif.size == (len(columns) * SIZE, HEADER_PX + SIZE)
         with Image.open(r.files.png) as png:
-            assert png.size == (len(columns) * SIZE, HEADER_PX + 4 * SIZE)  # 4 time steps of the 6 frames
+            # labels, 4 time steps of the 6 frames, and the caption of whose keypoints are drawn
+            assert png.size == (len(columns) * SIZE, HEADER_PX + 4 * SIZE + HEADER_PX)
             sheet = np.asarray(png.convert("RGB"))
         # the contact sheet shows real content in every column, not blank cells
         assert all(cell.std() > 2 for cell in _cells(sheet, len(columns)))
+        caption = sheet[-HEADER_PX:]
+        assert (caption < 128).any() and caption.mean() > 200  # dark text on the white band
 
 
 def test_same_pairs_and_model_columns_again_and_overlays_only_where_asked(world, rendered, tmp_path):
@@ -123,8 +126,10 @@ def test_same_pairs_and_model_columns_again_and_overlays_only_where_asked(world,
         src_a, src_b = _cells(a, 1)[0][top], _cells(b, 1)[0][top]
         assert np.array_equal(src_b, source[top])  # no overlay: the source frame exactly as stored
         assert not np.array_equal(src_a, source[top])  # the first model's keypoints drawn on it
-        # the model columns (with their own overlays) are reproduced exactly
-        assert np.array_equal(a[:, 2 * SIZE:], b[:, 2 * SIZE:])
+        # the model columns (with their own overlays) are reproduced exactly; only the sheet with drawn input
+        # keypoints carries the caption saying whose they are
+        assert a.shape[0] == b.shape[0] + HEADER_PX
+        assert np.array_equal(a[:b.shape[0], 2 * SIZE:], b[:, 2 * SIZE:])
 
 
 def test_overlay_points_are_the_motion_that_drove_each_frame(world):

@@ -17,8 +17,9 @@ Outputs under ``out_dir``:
                           (``storage.shards.iter_tar_samples``) open it.
   ``per_frame.parquet``   one row per frame: chunk, video_id, frame, L1 and one column per metric label (NaN where
                           the frame does not count).
-  ``metrics.json``        DVC metrics: ``{label: pooled value}`` plus ``per_video_mean: {label: value}``; numbers
-                          only (null where no frame counted).
+  ``metrics.json``        DVC metrics: ``{label: pooled value}``, numbers only (null where no frame counted); one
+                          column per metric in `dvc metrics show` (each metric's per-video mean is in
+                          ``evaluation.json`` and the leaderboard's per_video tables).
   ``evaluation.json``     provenance (checkpoint, relative to the data root when inside it, and its sha256, model,
                           config, dataset content hash, extractors used and skipped with the reason, motionpipe
                           version) and every metric's summary.
@@ -303,7 +304,6 @@ def _write_outputs(root: DataRoot, out: Path, chunks: list[EvalChunk], results: 
     root.write_bytes(root.path(PER_FRAME), buf.getvalue())
 
     metrics = {label: _num(r.value) for label, r in results.items()}
-    metrics["per_video_mean"] = {label: _num(r.per_video_mean) for label, r in results.items()}
     root.write_bytes(root.path(METRICS), (json.dumps(metrics, indent=2, allow_nan=False) + "\n").encode())
     report = {"provenance": prov, "metrics": {label: r.summary() for label, r in results.items()},
               "skipped_extractors": skipped}

@@ -112,14 +112,21 @@ def render_samples(root: DataRoot, dataset: str, models: Sequence[ModelCheckpoin
                 frames, points = animate_with_points(animator, source, driving, mode, batch_size)
                 outputs.setdefault(name, {})[mode] = frames
                 overlays[f"{name}/{mode}"] = points
+        note = None
         if input_keypoints:
-            first = next(iter(animators.values()))
+            first_name, first = next(iter(animators.items()))
             overlays["source"] = detect_points(first, source[None], batch_size)[0]
             overlays["driving"] = detect_points(first, driving, batch_size)
+            note = keypoints_note(first_name)
         streams = sample_streams(source, driving, outputs, overlays)
-        files = write_sample(streams, os.fspath(out_dir), pair.name, fps=fps.get(ref.key, DEFAULT_FPS))
+        files = write_sample(streams, os.fspath(out_dir), pair.name, fps=fps.get(ref.key, DEFAULT_FPS), note=note)
         rendered.append(RenderedSample(pair, files, tuple(s.label for s in streams)))
     return rendered
+
+
+def keypoints_note(model: str) -> str:
+    """The contact sheet's caption of the points drawn on the source and driving columns."""
+    return f"points on source and driving: {model}'s keypoint detector (colours as in {model}/relative)"
 
 
 def modes_of(animator: Animator) -> tuple[str, ...]:

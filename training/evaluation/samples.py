@@ -195,10 +195,23 @@ def _even(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def contact_sheet(streams: Sequence[Stream], rows: int = 4) -> np.ndarray:
-    """``rows`` evenly spaced time steps, one row each, labels on top and ``t=`` in each row's first cell.
+def _footer(note: str, width: int) -> np.ndarray:
+    """A white band with ``note`` in one line, shrunk to fit (a long note is cut with an ellipsis)."""
+    bar = np.full((HEADER_PX, width, 3), 255, np.uint8)
+    scale = 0.4
+    while scale > 0.25 and cv2.getTextSize(note, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width - 6:
+        scale -= 0.05
+    while len(note) > 4 and cv2.getTextSize(note, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width - 6:
+        note = note[:-4] + "..."
+    cv2.putText(bar, note, (3, HEADER_PX - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return bar
 
-    Size: (HEADER_PX + rows' * H, columns * W) where rows' = min(rows, T).
+
+def contact_sheet(streams: Sequence[Stream], rows: int = 4, note: str | None = None) -> np.ndarray:
+    """``rows`` evenly spaced time steps, one row each, labels on top and ``t=`` in each row's first cell; ``note``
+    (e.g. whose keypoints the source and driving columns show) on a band below.
+
+    Size: (HEADER_PX + rows' * H (+ HEADER_PX with a note), columns * W) where rows' = min(rows, T).
     """
     n, h, w = _check(streams)
     times = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(int))
@@ -210,7 +223,8 @@ def contact_sheet(streams: Sequence[Stream], rows: int = 4) -> np.ndarray:
         if body:
             row[0] = 255  # a 1-px rule between time steps
         body.append(row)
-    return np.concatenate([_header([s.label for s in streams], w), *body], axis=0)
+    footer = [_footer(note, w * len(streams))] if note else []
+    return np.concatenate([_header([s.label for s in streams], w), *body, *footer], axis=0)
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -245,7 +259,7 @@ def _gif_bytes(frames: list[np.ndarray], fps: float, max_width: int) -> bytes:
 
 
 def write_sample(streams: Sequence[Stream], out_dir: str, name: str, fps: float = 25.0,
-                 sheet_rows: int = 4, gif_max_width: int = 1024) -> SampleFiles:
+                 sheet_rows: int = 4, gif_max_width: int = 1024, note: str | None = None) -> SampleFiles:
     """Write ``<name>.mp4``, ``<name>.gif`` and ``<name>.png`` (contact sheet) under out_dir, each atomically."""
     n, _, _ = _check(streams)
     frames = [_even(composite(streams, t)) for t in range(n)]
@@ -259,5 +273,5 @@ def write_sample(streams: Sequence[Stream], out_dir: str, name: str, fps: float 
                 writer.write(frame)
         root.put_file(local, paths["mp4"])
     root.write_bytes(paths["gif"], _gif_bytes(frames, fps, gif_max_width))
-    root.write_bytes(paths["png"], _png_bytes(contact_sheet(streams, sheet_rows)))
+    root.write_bytes(paths["png"], _png_bytes(contact_sheet(streams, sheet_rows, note)))
     return SampleFiles(paths["mp4"], paths["gif"], paths["png"], n)

@@ -46,7 +46,7 @@ def _previous(out_dir: Path, made_by: dict, content_hash: str, params: RunParams
             and (out_dir / "generated.tar").is_file())
     if not same:
         return None
-    return Scores(out_dir, {k: v for k, v in metrics.items() if k != "per_video_mean"}, prov, reused=True)
+    return Scores(out_dir, {k: v for k, v in metrics.items() if not isinstance(v, dict)}, prov, reused=True)
 
 
 def _scores(result: EvaluationResult) -> Scores:
