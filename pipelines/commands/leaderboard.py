@@ -36,6 +36,9 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     files = written.files
     print(to_markdown(written.videos) if getattr(args, "per_video", False) else written.board.to_markdown())
     print(f"wrote {files['markdown']}, {files['json']}, {files['per_video_csv']} and {files['per_video_markdown']}")
+    plots = [path for name, path in files.items() if name.startswith("plot/")]
+    if plots:
+        print(f"plots (shown by `dvc plots show`): {', '.join(plots)}")
     if args.out is None:  # the asset's own outputs: the UI shows them
         from assets.evaluation.defs import leaderboard_report
         from pipelines.instance_reports import report_to_dagster

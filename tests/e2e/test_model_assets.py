@@ -449,6 +449,15 @@ def _what_a_teammate_sees(repo: Path, monkeypatch, capsys) -> dict[str, object]:
         "plots": json.loads(project.run("plots", "show", "--json", "-o", str(repo.parent / "plots"))
                             .replace(str(repo.parent / "plots"), "<plots>")),
     }
+    table = project.run("metrics", "show")
+    assert "failed" not in table and max(map(len, table.splitlines())) <= 160, table  # one column per metric
+    html_dir = repo.parent / "plots-html"
+    project.run("plots", "show", "-o", str(html_dir))
+    page = (html_dir / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert images and all((html_dir / src).is_file() for src in images), page[:2000]
+    assert "<script" not in page  # nothing to fetch from a CDN: the page is whole offline
+    seen["html_images"] = sorted(images)
     monkeypatch.chdir(repo)
     capsys.readouterr()
     for name, argv in (("leaderboard", ["leaderboard", "--data-root", "data"]),
@@ -484,7 +493,8 @@ def test_a_second_clone_after_dvc_pull_shows_the_same_scores_curves_leaderboard_
     staged = record_in_dvc(first, dvc_stages(params.models, params.avd_models))
     assert "dvc.lock" in staged and "data/leaderboard/leaderboard.json" in staged
     assert {"data/evaluations/sample/fomm/metrics.json", "data/models/sample/mraa/curves.csv",
-            "data/datasets/sample/coverage/coverage.json"} <= set(staged)
+            "data/datasets/sample/coverage/coverage.json", "data/leaderboard/plots/sample/training_losses.png"} \
+        <= set(staged)
     assert not [p for p in staged if p.endswith((".pt", ".tar", ".parquet"))]  # big outputs go to the remote only
     _git(first, "commit", "-q", "-m", "demo results", "--", "dvc.lock", "data")
     assert _git(first, "status", "--porcelain") == ""  # the demo leaves nothing untracked
@@ -505,6 +515,7 @@ def test_a_second_clone_after_dvc_pull_shows_the_same_scores_curves_leaderboard_
     bob = _what_a_teammate_sees(second, monkeypatch, capsys)
     assert alice["status"] == "Data and pipelines are up to date." == alice["status_after"]
     assert alice["metrics"][""]["data"]["data/evaluations/sample/fomm/metrics.json"]["data"]["L1"] > 0
-    assert "data/models/sample/fomm/curves.csv" in json.dumps(alice["plots"])
+    assert {"data/leaderboard/plots/sample/training_losses.png", "data/leaderboard/plots/sample/scores.png",
+            "data/models/sample/fomm/curves.png"} <= set(alice["plots"]["data"])  # every model overlaid, offline
     assert "fomm-sample-64" in alice["leaderboard"] and "scored in" in alice["lineage"]
     assert bob == alice

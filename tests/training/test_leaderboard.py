@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from pipelines.commands.leaderboard import add_leaderboard_parser, leaderboard_command
+from storage.root import DataRoot
+from training.evaluation.no_motion import NO_MOTION_NAME
 from training.reporting import published as pub
 from training.reporting.curves import NoEventsError, load_scalars, to_csv, write_curves
 from training.reporting.leaderboard import LeaderboardInputError, build_leaderboard, method_of, parse_label
@@ -179,7 +181,9 @@ def test_cli_collects_evaluations_and_writes_atomically(tmp_path, capsys):
     assert args.func(args) == 0
     out = tmp_path / "leaderboard"
     assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json", "leaderboard.md",  # no temp files left
-                                                      "per_video.csv", "per_video.md"]
+                                                      "per_video.csv", "per_video.md", "plots"]
+    assert sorted(str(p.relative_to(out / "plots")) for p in (out / "plots").rglob("*.png")) == [
+        "taichi/scores.png", "ted/scores.png"]  # no curves.csv under models/: no training-loss picture
     data = json.loads((out / "leaderboard.json").read_text())
     assert data["taichi"]["fomm"][f"AKD[{OPENPOSE}]"]["difference"] == pytest.approx(7.0 - 6.862)
     assert data["ted"]["tpsmm"]["L1"]["published"] == 0.027
@@ -224,6 +228,41 @@ def test_per_video_means_from_per_frame_tables_traced_to_each_video(tmp_path, ca
     assert "| yt_B | fomm-sample-64 | 1 | 0.5000 | — |" in md
     printed = capsys.readouterr().out
     assert printed.startswith("# Per-video scores") and "per_video.csv" in printed
+
+
+def _colour_pixels(image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
+    import numpy as np
+    a = np.asarray(image.convert("RGB")).astype(int)
+    return int((np.abs(a - np.array(rgb)).max(axis=2) <= tolerance).sum())
+
+
+def test_dvc_plot_images_overlay_every_models_losses_and_scores(tmp_path):
+    """Issue 13: the pictures `dvc plots show` displays offline: one training-loss panel per term with a line per
+    model (read back from each published model's curves.csv), and the scores with the baseline and the paper."""
+    from training.reporting.overlay_plots import read_curves_csv, write_overlay_plots
+
+    root = DataRoot(str(tmp_path))
+    for model, scale in (("fomm", 1.0), ("mraa", 2.0)):
+        series = {"loss/total": [(s, scale * 10 / s) for s in range(1, 40)],
+                  "loss/perceptual": [(s, scale * 8 / s) for s in range(1, 40)], "lr/generator": [(1, 2e-4)]}
+        (tmp_path / "models" / "sample" / model).mkdir(parents=True)
+        (tmp_path / "models" / "sample" / model / "curves.csv").write_text(to_csv(series))
+    assert set(read_curves_csv((tmp_path / "models/sample/fomm/curves.csv").read_text())) == {
+        "loss/total", "loss/perceptual"}
+    board = build_leaderboard([_result(model="fomm-sample-64", dataset="sample", L1=0.1),
+                               _result(model="mraa-sample-64", dataset="sample", L1=0.09),
+                               _result(model=NO_MOTION_NAME, dataset="sample", L1=0.19)])
+    files = write_overlay_plots(root, board, str(tmp_path / "leaderboard"))
+    assert set(files) == {"sample/training_losses", "sample/scores"}
+    with Image.open(files["sample/training_losses"]) as im:
+        assert im.width >= 900  # two panels side by side
+        # matplotlib's first two line colours: one line per model in every panel
+        assert _colour_pixels(im, (31, 119, 180)) > 200 and _colour_pixels(im, (255, 127, 14)) > 200
+    with Image.open(files["sample/scores"]) as im:
+        assert _colour_pixels(im, (153, 153, 153), 10) > 200  # the no-motion bar, grey
+
+    with pytest.raises(ValueError, match="first column must be 'step'"):
+        read_curves_csv("loss/total\n1\n")
 
 
 # --------------------------------------------------------------------------------------------- curves

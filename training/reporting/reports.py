@@ -1,5 +1,6 @@
-"""The leaderboard and the per-video tables, built and written together from one set of evaluations, so that
-`motionpipe leaderboard` (and `dvc repro`) and the Dagster leaderboard asset write the same files."""
+"""The leaderboard, the per-video tables and the plots `dvc plots show` displays, built and written together from one
+set of evaluations, so that `motionpipe leaderboard` (and `dvc repro`) and the Dagster leaderboard asset write the
+same files."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from typing import Sequence
 
 from storage.root import DataRoot
 from training.reporting.leaderboard import Leaderboard, build_leaderboard
+from training.reporting.overlay_plots import write_overlay_plots
 from training.reporting.per_video import VideoScores, per_video_scores, write_per_video
 
 
@@ -14,7 +16,7 @@ from training.reporting.per_video import VideoScores, per_video_scores, write_pe
 class WrittenReports:
     board: Leaderboard
     videos: list[VideoScores]
-    files: dict[str, str]  # markdown, json, per_video_csv, per_video_markdown -> where each was written
+    files: dict[str, str]  # markdown, json, per_video_csv, per_video_markdown, plot/<dataset>/<name> -> path
 
 
 def write_reports(root: DataRoot, results: Sequence[dict], sources: Sequence[str], out_dir: str) -> WrittenReports:
@@ -23,4 +25,5 @@ def write_reports(root: DataRoot, results: Sequence[dict], sources: Sequence[str
     files = board.write(out_dir)
     videos = per_video_scores(root, results, sources)
     files |= {f"per_video_{kind}": path for kind, path in write_per_video(videos, out_dir).items()}
+    files |= {f"plot/{name}": path for name, path in write_overlay_plots(root, board, out_dir).items()}
     return WrittenReports(board, videos, files)
