@@ -145,11 +145,15 @@ def samples_report(key: dg.AssetKey, out_dir: str, written) -> AssetReport:
 
 
 def leaderboard_report(written, evaluations: int) -> AssetReport:
-    """The leaderboard's materialization: the table itself, and where its files are."""
+    """The leaderboard's materialization: the table itself, the pictures `dvc plots show` shows (inline), and
+    where its files are."""
     board, files = written.board, written.files
+    pictures = [(path, name.removeprefix("plot/").replace("/", ": ").replace("_", " "))
+                for name, path in sorted(files.items()) if name.startswith("plot/")]
+    preview = {"plots": inline_images(pictures, max_width=640)} if pictures else {}
     return AssetReport(
         leaderboard_key(), data_version=hashlib.sha256(board.to_json().encode()).hexdigest()[:16],
-        metadata={"table": dg.MetadataValue.md(board.to_markdown()), "evaluations": evaluations,
+        metadata={"table": dg.MetadataValue.md(board.to_markdown()), **preview, "evaluations": evaluations,
                   "markdown": dg.MetadataValue.path(files["markdown"]),
                   "json": dg.MetadataValue.path(files["json"]),
                   "per_video": dg.MetadataValue.path(files["per_video_markdown"])})

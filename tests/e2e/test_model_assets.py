@@ -519,3 +519,59 @@ def test_a_second_clone_after_dvc_pull_shows_the_same_scores_curves_leaderboard_
             "data/models/sample/fomm/curves.png"} <= set(alice["plots"]["data"])  # every model overlaid, offline
     assert "fomm-sample-64" in alice["leaderboard"] and "scored in" in alice["lineage"]
     assert bob == alice
+
+
+def test_the_ui_shows_the_model_group_a_checkpoints_plots_and_the_leaderboard(env, tmp_path):
+    """Issue 13: screenshots (kept in test-artifacts/) of what a researcher reads after the chain has run, taken by
+    Debian's headless Chromium on the real webserver over this instance: the model group's nodes named by model and
+    materialized, a checkpoint's losses charted across its materializations, the leaderboard's table and plots."""
+    from PIL import Image, ImageStat
+
+    from tests.e2e.dagster_ui import (ARTIFACTS, LOCATION_PATH, browser_page, chromium_path, running_webserver,
+                                      wait_location_loaded, wait_stable)
+
+    chromium = chromium_path()
+    shots = {name: ARTIFACTS / f"dagster-{name}.png" for name in ("model-group", "checkpoint-plots", "leaderboard")}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for shot in shots.values():
+        shot.unlink(missing_ok=True)
+    if len(env.instance.fetch_materializations(checkpoint_key("sample", "fomm"), limit=2).records) < 2:
+        assert env.materialize([checkpoint_key("sample", "fomm")]).success  # a second point on each chart
+    errors: list[str] = []
+    code_env = {"MOTIONPIPE_PARAMS": str(env.params), "MOTIONPIPE_CONFIG_DIR": str(env.config_dir),
+                "MOTIONPIPE_DATA_ROOT": str(env.root)}
+    with running_webserver(os.environ["DAGSTER_HOME"], tmp_path / "webserver.log", code_env) as base:
+        wait_location_loaded(base)
+        with browser_page(chromium, tmp_path / "profile", errors) as page:
+            page.goto(f"{base}{LOCATION_PATH}/asset-groups/sample_models", wait_until="load", timeout=60_000)
+            nodes = page.locator("svg foreignObject")
+            node = nodes.filter(has=page.get_by_text("checkpoint", exact=True)).first
+            node.wait_for(state="visible", timeout=90_000)
+            wait_stable(node)
+            materialized = nodes.filter(has=page.get_by_text("Materialized", exact=True))
+            materialized.first.wait_for(state="visible", timeout=60_000)  # the nodes' live status loads after them
+            page.wait_for_timeout(1000)
+            assert materialized.count() >= 3
+            assert page.get_by_text("fomm", exact=True).count() >= 1 and page.get_by_text("mraa", exact=True).count() >= 1
+            page.screenshot(path=str(shots["model-group"]))
+
+            page.goto(f"{base}/assets/sample/fomm/checkpoint", wait_until="load", timeout=60_000)
+            page.get_by_role("button", name="Plots").click()
+            chart = page.get_by_text("loss/total", exact=True)
+            chart.wait_for(state="visible", timeout=60_000)
+            assert page.get_by_text("loss/perceptual", exact=True).count() == 1
+            chart.scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)  # the charts animate in
+            page.screenshot(path=str(shots["checkpoint-plots"]), full_page=True)
+
+            page.goto(f"{base}/assets/leaderboard", wait_until="load", timeout=60_000)
+            page.get_by_text("[Show Markdown]").first.click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text("no motion (source frame)").first.wait_for(state="visible", timeout=30_000)
+            assert dialog.get_by_text("fomm-sample-64").count() >= 1 and dialog.get_by_text("L1 (0–1)").count() >= 1
+            page.wait_for_timeout(1000)  # the dialog fades in
+            page.screenshot(path=str(shots["leaderboard"]))
+    assert not errors, f"uncaught errors in the Dagster UI: {errors}"
+    for name, shot in shots.items():
+        with Image.open(shot) as img:
+            assert img.width >= 1600 and ImageStat.Stat(img.convert("L")).stddev[0] > 10, name
