@@ -42,14 +42,25 @@ class DataRoot:
     """A base URL plus the fsspec filesystem behind it. Paths inside are POSIX strings relative to the root."""
 
     url: str
-    fs: fsspec.AbstractFileSystem = field(init=False, repr=False)
     base: str = field(init=False)
+    _fs: fsspec.AbstractFileSystem = field(init=False, repr=False, compare=False)
+    _pid: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.fs, base = fsspec.core.url_to_fs(self.url)
+        self._fs, base = fsspec.core.url_to_fs(self.url)
+        self._pid = os.getpid()
         if self.is_local:
             base = str(Path(base).resolve())
         self.base = base.rstrip("/")
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The filesystem, opened anew in a forked child (a DataLoader worker): an async one such as s3fs runs its
+        own event loop thread, which a fork does not copy, and refuses to work there ("not fork-safe")."""
+        if self._pid != os.getpid():
+            self._fs = fsspec.core.url_to_fs(self.url)[0]  # fsspec drops its instance cache after a fork
+            self._pid = os.getpid()
+        return self._fs
 
     @classmethod
     def from_env(cls, url: str | None = None) -> "DataRoot":
@@ -109,6 +120,11 @@ class DataRoot:
     def read_bytes(self, path: str) -> bytes:
         with self.fs.open(path, "rb") as f:
             return f.read()
+
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of `path` in one ranged request. By keyword: s3fs's `cat_file` takes a version id as
+        its second positional argument, so a positional range silently reads the wrong bytes there."""
+        return self.fs.cat_file(path, start=int(start), end=int(end))
 
     def put_file(self, local_path: str | os.PathLike, path: str) -> str:
         """Publish a finished local file at `path` atomically; returns its sha256."""
