@@ -7,9 +7,9 @@ test process dies. `python -m tests.s3_server` is that child.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ STOP_TIMEOUT_S = 10
 @dataclass(frozen=True)
 class S3Server:
     endpoint_url: str
+    empty_file: str  # stands in for ~/.aws/config and credentials (DVC refuses /dev/null: "could not be found")
 
     def env(self) -> dict[str, str]:
         """What a client of this server needs (s3fs, DVC, boto3 all read them): the endpoint and fake credentials.
@@ -31,7 +32,7 @@ class S3Server:
         return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ACCESS_KEY_ID": "motionpipe-test",
                 "AWS_SECRET_ACCESS_KEY": "motionpipe-test", "AWS_DEFAULT_REGION": "us-east-1",
                 # no ~/.aws of the machine's user, no instance metadata lookups
-                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_CONFIG_FILE": self.empty_file, "AWS_SHARED_CREDENTIALS_FILE": self.empty_file,
                 "AWS_EC2_METADATA_DISABLED": "true"}
 
     def create_bucket(self) -> str:
@@ -50,27 +51,35 @@ class S3Server:
 @contextlib.contextmanager
 def running_s3_server() -> Iterator[S3Server]:
     """Start the child, read the port it bound, and stop it on the way out (killed if it does not exit)."""
-    child = subprocess.Popen([sys.executable, "-m", "tests.s3_server"], cwd=REPO, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(child.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT_S)
-        if not line or not line[0].strip().isdigit():
-            raise RuntimeError(f"moto S3 server did not start within {START_TIMEOUT_S} s "
-                               f"(exit code {child.poll()}, first line {line[:1]!r})")
-        yield S3Server(f"http://127.0.0.1:{int(line[0])}")
-    finally:
-        # SIGTERM, not only EOF: a process forked from this one (a DataLoader worker) may still hold the pipe open
-        with contextlib.suppress(OSError):
-            child.stdin.close()
-        child.terminate()
+    with tempfile.TemporaryDirectory(prefix="motionpipe-s3-") as scratch:
+        empty, log = Path(scratch) / "empty", Path(scratch) / "server.log"
+        empty.touch()
+        with log.open("w") as stderr:
+            child = subprocess.Popen([sys.executable, "-m", "tests.s3_server"], cwd=REPO, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=stderr, text=True)
         try:
-            child.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            yield S3Server(f"http://127.0.0.1:{_read_port(child, log)}", str(empty))
+        finally:
+            # SIGTERM, not only EOF: a process forked from this one (a DataLoader worker) may hold the pipe open
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+            child.terminate()
+            try:
+                child.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _read_port(child: subprocess.Popen, log: Path) -> int:
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(child.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT_S)
+    if not line or not line[0].strip().isdigit():
+        raise RuntimeError(f"moto S3 server did not start within {START_TIMEOUT_S} s (exit code {child.poll()}): "
+                           f"{log.read_text()[-2000:]}")
+    return int(line[0])
 
 
 def _serve() -> None:
