@@ -55,3 +55,13 @@ def test_a_forked_child_reads_through_its_own_connection(root):
     os.waitpid(pid, 0)
     assert got == b"5678"
     assert root.read_range(path, 0, 2) == b"01"  # and the parent's still works
+
+
+def test_a_missing_bucket_is_named_and_never_created(s3_bucket):
+    """s3fs's makedirs would create the bucket: a typo in the data root would make a new bucket in the account."""
+    root = DataRoot(f"s3://{s3_bucket}-typo/motionpipe")
+    with pytest.raises(FileNotFoundError, match=f"bucket '{s3_bucket}-typo' of the data root s3://{s3_bucket}-typo"):
+        root.write_bytes(root.path("catalog", "chunks.parquet"), b"rows")
+    with pytest.raises(FileNotFoundError, match="creates no buckets"):
+        root.put_file(__file__, root.path("code.py"))
+    assert not root.fs.exists(f"{s3_bucket}-typo")
