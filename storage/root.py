@@ -22,6 +22,9 @@ from storage.leftovers import owner_tag
 from storage.settings import resolve_settings
 
 _CHUNK = 1 << 20
+# Object stores whose fsspec makedirs creates a missing bucket: a typo in the data root would make a new bucket in
+# the account. They have no folders to make, so DataRoot makes none there and a missing bucket is an error.
+_BUCKET_MAKERS = frozenset({"s3", "s3a"})
 
 
 def sha256_file(path: str | os.PathLike, fs: fsspec.AbstractFileSystem | None = None) -> str:
@@ -42,14 +45,25 @@ class DataRoot:
     """A base URL plus the fsspec filesystem behind it. Paths inside are POSIX strings relative to the root."""
 
     url: str
-    fs: fsspec.AbstractFileSystem = field(init=False, repr=False)
     base: str = field(init=False)
+    _fs: fsspec.AbstractFileSystem = field(init=False, repr=False, compare=False)
+    _pid: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.fs, base = fsspec.core.url_to_fs(self.url)
+        self._fs, base = fsspec.core.url_to_fs(self.url)
+        self._pid = os.getpid()
         if self.is_local:
             base = str(Path(base).resolve())
         self.base = base.rstrip("/")
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The filesystem, opened anew in a forked child (a DataLoader worker): an async one such as s3fs runs its
+        own event loop thread, which a fork does not copy, and refuses to work there ("not fork-safe")."""
+        if self._pid != os.getpid():
+            self._fs = fsspec.core.url_to_fs(self.url)[0]  # fsspec drops its instance cache after a fork
+            self._pid = os.getpid()
+        return self._fs
 
     @classmethod
     def from_env(cls, url: str | None = None) -> "DataRoot":
@@ -58,9 +72,22 @@ class DataRoot:
         return cls(resolve_settings(data_root=url or None).data_root)
 
     @property
-    def is_local(self) -> bool:
+    def protocols(self) -> frozenset[str]:
         protocol = self.fs.protocol
-        return "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+        return frozenset(protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+
+    @property
+    def is_local(self) -> bool:
+        return "file" in self.protocols
+
+    def _missing_bucket(self, path: str, exc: BaseException) -> OSError | None:
+        """Why a write failed, when it is the object store's bucket that is missing (s3fs says only 'The specified
+        bucket does not exist'); None for any other failure."""
+        bucket = self.base.split("/")[0]
+        if not (isinstance(exc, FileNotFoundError) and self.protocols & _BUCKET_MAKERS) or self.fs.exists(bucket):
+            return None
+        return FileNotFoundError(errno.ENOENT, f"cannot write {path}: the bucket {bucket!r} of the data root "
+                                               f"{self.url} does not exist (create it; motionpipe creates no buckets)")
 
     def path(self, *parts: str) -> str:
         for part in parts:
@@ -72,7 +99,8 @@ class DataRoot:
         return self.fs.exists(path)
 
     def makedirs(self, path: str) -> None:
-        self.fs.makedirs(path, exist_ok=True)
+        if not self.protocols & _BUCKET_MAKERS:
+            self.fs.makedirs(path, exist_ok=True)
 
     def _temp_name(self, path: str) -> str:
         """Hidden, unique, and tagged with its writer so that a later run can tell an orphan (storage.leftovers)."""
@@ -95,6 +123,8 @@ class DataRoot:
                 self.fs.rm(tmp)
             if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
                 raise OSError(exc.errno, f"{exc.strerror} while writing {path} (nothing was replaced)") from exc
+            if missing := self._missing_bucket(path, exc):
+                raise missing from exc
             raise
         except BaseException:
             with contextlib.suppress(Exception):
@@ -110,6 +140,11 @@ class DataRoot:
         with self.fs.open(path, "rb") as f:
             return f.read()
 
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of `path` in one ranged request. By keyword: s3fs's `cat_file` takes a version id as
+        its second positional argument, so a positional range silently reads the wrong bytes there."""
+        return self.fs.cat_file(path, start=int(start), end=int(end))
+
     def put_file(self, local_path: str | os.PathLike, path: str) -> str:
         """Publish a finished local file at `path` atomically; returns its sha256."""
         digest = sha256_file(local_path)
@@ -121,9 +156,11 @@ class DataRoot:
             else:
                 self.fs.put_file(str(local_path), tmp)
             self.fs.mv(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.fs.rm(tmp)
+            if missing := self._missing_bucket(path, exc):
+                raise missing from exc
             raise
         return digest
 

@@ -69,6 +69,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 
+# An s3:// data root (or DVC remote) is configured by the standard AWS variables, which botocore reads itself (s3fs
+# and dvc-s3 go through it) in every process motionpipe starts: Dagster's steps, torchrun's ranks, DataLoader workers.
+# motionpipe reads none of them; they are listed so that the list of what configures a run is whole.
+OBJECT_STORE_ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("AWS_ENDPOINT_URL", None, "an S3-compatible endpoint other than AWS (MinIO, Ceph, moto: "
+                                     "http://host:9000); AWS_ENDPOINT_URL_S3 for S3 alone"),
+    EnvVar("AWS_ACCESS_KEY_ID", None, "S3 credentials (or AWS_PROFILE and ~/.aws, or an instance role)"),
+    EnvVar("AWS_SECRET_ACCESS_KEY", None, "S3 credentials, with AWS_ACCESS_KEY_ID"),
+    EnvVar("AWS_DEFAULT_REGION", None, "the bucket's region (optional for most S3-compatible servers)"),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where data lives, what trains and how, how videos are fetched. None: the documented default applies

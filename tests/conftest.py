@@ -36,3 +36,23 @@ def dagster_home(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("MOTIONPIPE_CACHE", str(tmp_path / "cache"))
     return str(home)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 (tests/s3_server.py), one per session, stopped at its end."""
+    pytest.importorskip("moto", reason="moto[server] is not installed (requirements.txt)")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (requirements.txt)")
+    from tests.s3_server import running_s3_server
+
+    with running_s3_server() as server:
+        yield server
+
+
+@pytest.fixture()
+def s3_bucket(s3_server, monkeypatch) -> str:
+    """A fresh bucket on the session's S3 server, with this test's environment pointed at the server (endpoint and
+    fake credentials through the AWS_* variables botocore reads, so child processes see them too)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.create_bucket()

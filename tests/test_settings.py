@@ -31,3 +31,18 @@ def test_every_motionpipe_variable_in_the_code_is_listed_with_its_meaning():
             used |= set(re.findall(r"MOTIONPIPE_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
     used = {"MOTIONPIPE_RULES_<DATASET>" if u == "MOTIONPIPE_RULES" else u for u in used}
     assert used - listed == set(), "add these to storage/settings.py ENV_VARS"
+
+
+def test_the_object_store_variables_are_botocores_and_the_readme_shows_them():
+    """motionpipe reads no AWS_* variable (botocore does, in every process); the README's S3 section shows each."""
+    from storage.settings import OBJECT_STORE_ENV_VARS
+
+    assert all(v.name.startswith("AWS_") and v.field is None and v.meaning for v in OBJECT_STORE_ENV_VARS)
+    for folder in ("assets", "pipelines", "storage", "training"):
+        for path in (REPO / folder).rglob("*.py"):
+            if path.name != "settings.py":
+                assert "AWS_" not in path.read_text(), path
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## S3 data root and DVC remote"):][:4000]
+    assert {v.name for v in OBJECT_STORE_ENV_VARS} <= set(re.findall(r"AWS_[A-Z_]+", section))
+    assert "export AWS_ENDPOINT_URL=" in section and "dvc remote modify team endpointurl" in section

@@ -231,15 +231,15 @@ class FrameReader:
         else:  # object store: one ranged request per sample scan (first visit) and per frame
             spans = self._spans.get(ref.key)
             if spans is None:
-                data = self.root.fs.cat_file(ref.shard, ref.offset, ref.offset + ref.nbytes)
+                data = self.root.read_range(ref.shard, ref.offset, ref.offset + ref.nbytes)
                 spans = self._spans[ref.key] = _scan_sample(_Window(data, ref.offset), ref)
-            blobs = [self.root.fs.cat_file(ref.shard, int(spans[i, 0]), int(spans[i, 0] + spans[i, 1]))
+            blobs = [self.root.read_range(ref.shard, spans[i, 0], spans[i, 0] + spans[i, 1])
                      for i in indices]
         return [self._decode(ref, int(i), b) for i, b in zip(indices, blobs)]
 
     def iter_all(self, ref: ChunkRef) -> Iterator[np.ndarray]:
         """Every frame of the chunk in order, from one read of the sample's byte range."""
-        data = self.root.fs.cat_file(ref.shard, ref.offset, ref.offset + ref.nbytes)
+        data = self.root.read_range(ref.shard, ref.offset, ref.offset + ref.nbytes)
         if len(data) != ref.nbytes:
             raise DataError(f"{ref.shard}: sample {ref.key}: shard ends {ref.nbytes - len(data)} bytes early")
         spans = _scan_sample(_Window(data, ref.offset), ref)
