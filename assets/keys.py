@@ -60,6 +60,11 @@ def models_group(dataset: str) -> str:
     return f"{dataset}_models"
 
 
+def ablations_group(dataset: str) -> str:
+    """The group of a dataset's experiments (the papers' ablations and region counts), apart from its models."""
+    return f"{dataset}_ablations"
+
+
 def video_partitions_name(dataset: str) -> str:
     return f"{dataset}_videos"
 

@@ -124,11 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
+    from training.experiments.variants import variant_names
     from training.models import MODELS
 
-    p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
-                                     "checkpoint (what the Dagster asset and `dvc repro` run)")
-    p.add_argument("model", choices=MODELS)
+    p = sub.add_parser("train", help="train one model (or an experiment: a variant of one, e.g. mraa-k5) on one "
+                                     "dataset with params.yaml's settings and publish its checkpoint (what the "
+                                     "Dagster asset and `dvc repro` run)")
+    p.add_argument("model", choices=MODELS + variant_names())
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--stage", choices=("main", "avd"), default="main")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
