@@ -16,6 +16,7 @@ SHARDS = "shards"
 COVERAGE = "coverage"
 ANIMATION_SAMPLES = "animation_samples"
 LEADERBOARD = "leaderboard"  # one asset over every dataset, in a group of its own name
+ABLATIONS = "ablations"  # the papers' ablation tables from the experiments' scores, in the leaderboard's group
 RETRAIN_JOB = "retrain_job"
 
 

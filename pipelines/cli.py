@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_demo)
 
+    from pipelines.commands.ablations import add_ablations_parser
     from pipelines.commands.animate import add_animate_parser
     from pipelines.commands.evaluate import add_evaluate_parser
     from pipelines.commands.leaderboard import add_leaderboard_parser
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_animate_parser(sub)
     add_evaluate_parser(sub)
     add_leaderboard_parser(sub)
+    add_ablations_parser(sub)
     add_samples_parser(sub)
     add_lineage_parser(sub)
     add_export_parser(sub)

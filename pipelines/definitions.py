@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.dataset_config import DATASETS
 from assets.factory import dataset_definitions
-from assets.keys import RETRAIN_JOB, ablations_group, leaderboard_key, models_group, models_job_name
+from assets.keys import LEADERBOARD, RETRAIN_JOB, ablations_group, models_group, models_job_name
 from assets.models.defs import model_definitions
 from assets.resources import TrainingResource
 from pipelines.resources import default_resources
@@ -22,7 +22,7 @@ RETRAIN_CRON_ENV = "MOTIONPIPE_RETRAIN_CRON"  # read by storage/settings.py; nam
 def model_selection(datasets=DATASETS) -> dg.AssetSelection:
     """The models, the experiments (params.yaml `experiments`, each dataset's ablations group) and the leaderboard."""
     groups = [g for d in datasets for g in (models_group(d), ablations_group(d))]
-    return dg.AssetSelection.groups(*groups) | dg.AssetSelection.assets(leaderboard_key())
+    return dg.AssetSelection.groups(*groups, LEADERBOARD)  # the leaderboard, and the ablation tables if any
 
 
 def orchestration(cron: str) -> dg.Definitions:

@@ -173,7 +173,8 @@ def model_definitions(datasets: tuple[str, ...], params_file: str | Path = PARAM
     """Every model × dataset, from params.yaml's model list: checkpoint (+ AVD) → evaluation, samples, leaderboard;
     and its experiments (params.yaml's ``experiments``), each a checkpoint → evaluation in the dataset's ablations
     group."""
-    from assets.evaluation.defs import evaluation_assets  # it builds on this module's keys and group
+    from assets.evaluation.ablations import ablations_asset  # these build on this module's keys and group
+    from assets.evaluation.defs import evaluation_assets
 
     params = load_params(params_file)
     assets: list = []
@@ -185,6 +186,7 @@ def model_definitions(datasets: tuple[str, ...], params_file: str | Path = PARAM
         for experiment in params.experiments_for(dataset):  # reconstruction tables: the main stage only
             assets += checkpoint_asset(experiment, dataset, "main", config_dir, group=ablations_group(dataset))
     assets += evaluation_assets(datasets, params, config_dir)
+    assets += ablations_asset(datasets, params)
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
                           asset_checks=checks)

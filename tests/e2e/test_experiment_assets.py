@@ -1,7 +1,7 @@
 """One experiment (a variant of training/experiments/variants.yaml) through the same assets as the models, for real
 on a Dagster instance: opted in by params.yaml's `experiments`, it is `sample/<experiment>/checkpoint` and
 `.../evaluation` in the `sample_ablations` group, trained through Pipes by the same trainer, scored by the same scorer,
-and ranked on the leaderboard under its own config name."""
+ranked on the leaderboard under its own config name, and its paper's table written by the `ablations` asset."""
 from __future__ import annotations
 
 import json
@@ -48,8 +48,10 @@ def test_an_experiment_trains_scores_and_ranks_through_the_model_assets(sample_v
     assert "mraa" in graph.get(ckpt).kinds and not graph.has(checkpoint_key("sample", EXPERIMENT, "avd"))
     assert evaluation in graph.get(dg.AssetKey("leaderboard")).parent_keys
 
+    assert evaluation in graph.get(dg.AssetKey("ablations")).parent_keys
     job = dg.define_asset_job("t", selection=dg.AssetSelection.assets(ckpt, evaluation, no_motion_key("sample"),
-                                                                        dg.AssetKey("leaderboard")))
+                                                                        dg.AssetKey("leaderboard"),
+                                                                        dg.AssetKey("ablations")))
     result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("t").execute_in_process(
         instance=dg.DagsterInstance.get(), raise_on_error=False)
     assert result.success, _failure_detail(result)
@@ -66,3 +68,5 @@ def test_an_experiment_trains_scores_and_ranks_through_the_model_assets(sample_v
     assert 0 < board["sample"][f"{EXPERIMENT}-sample-64"]["L1"]["ours"] < 1
     assert "ratio_to_no_motion" in board["sample"][f"{EXPERIMENT}-sample-64"]["L1"]
     assert os.path.isdir(root / f"evaluations/sample/{EXPERIMENT}")
+    tables = (root / "ablations/ablations.md").read_text()  # the paper's table, kept as an artifact
+    assert "## MRAA Table 3 on sample" in tables and f"| No bg model | {EXPERIMENT}-sample-64 |" in tables
