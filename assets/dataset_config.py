@@ -22,13 +22,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-DATASETS = ("taichi", "ted", "sample")
+DATASETS = ("taichi", "ted", "sample", "taichi512")
 # The sections that make a dataset's rules (what is cut and how), as opposed to its identity and sources.
 RULE_SECTIONS = ("detect", "chunks", "crop", "split", "shards")
 # A duration given without its frame count replaces that frame count, and the other way round (see merge_rules).
 _PAIRED = {"chunks": {"min_seconds": "min_frames", "max_seconds": "max_frames"}, "detect": {"stride_seconds": "stride"}}
 # Fields added after datasets were built: left out of the fingerprint while unset, so existing outputs stay fresh.
-_UNSET_NOT_FINGERPRINTED = {"chunks": ("min_seconds", "max_seconds"), "detect": ("stride_seconds",)}
+_UNSET_NOT_FINGERPRINTED = {"chunks": ("min_seconds", "max_seconds"), "detect": ("stride_seconds",),
+                            "crop": ("replay_min_resolution",)}
 # Tolerance when a duration times an fps should land on a whole frame (2.0 s x 29.97 fps = 59.94 -> 59 frames).
 _EPS = 1e-6
 
@@ -116,6 +117,10 @@ class CropSettings(_Strict):
     upper_body_scale: float = Field(0.55, gt=0, le=2)
     min_crop_side: int | None = Field(None, ge=1, description=(
         "smallest crop side in source pixels a chunk may have (None: the output size, i.e. never upscale)"))
+    replay_min_resolution: bool | None = Field(None, description=(
+        "replay datasets: drop a manifest clip whose box, in the downloaded video's pixels, is smaller than the crop "
+        "(min_crop_side, else size), as discovery datasets drop such crops (TaiChiHD-512: 'removing videos lacking "
+        "sufficient resolution'); unset: keep every clip, upscaling if need be, as the reference load_videos.py"))
     box_method: Literal["median", "union"] = "median"
     out_of_frame: Literal["clip", "pad", "reject"] = "pad"
     frame_format: Literal["jpeg", "png"] = "jpeg"
@@ -133,7 +138,7 @@ class ShardSettings(_Strict):
 
 
 class DatasetConfig(_Strict):
-    name: Literal["taichi", "ted", "sample"]
+    name: Literal["taichi", "ted", "sample", "taichi512"]
     mode: Literal["replay", "discover"]
     youtube_ids: bool = True
     manifest_url: str | None = None

@@ -16,6 +16,7 @@ SHARDS = "shards"
 COVERAGE = "coverage"
 ANIMATION_SAMPLES = "animation_samples"
 LEADERBOARD = "leaderboard"  # one asset over every dataset, in a group of its own name
+ABLATIONS = "ablations"  # the papers' ablation tables from the experiments' scores, in the leaderboard's group
 RETRAIN_JOB = "retrain_job"
 
 
@@ -58,6 +59,11 @@ def dataset_group(dataset: str) -> str:
 
 def models_group(dataset: str) -> str:
     return f"{dataset}_models"
+
+
+def ablations_group(dataset: str) -> str:
+    """The group of a dataset's experiments (the papers' ablations and region counts), apart from its models."""
+    return f"{dataset}_ablations"
 
 
 def video_partitions_name(dataset: str) -> str:

@@ -16,4 +16,5 @@ MODEL_STAGE_VERSIONS = {
     "evaluation": "1",
     "samples": "1",
     "leaderboard": "1",
+    "ablations": "1",
 }

@@ -130,11 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_status)
 
+    from training.experiments.variants import variant_names
     from training.models import MODELS
 
-    p = sub.add_parser("train", help="train one model on one dataset with params.yaml's settings and publish its "
-                                     "checkpoint (what the Dagster asset and `dvc repro` run)")
-    p.add_argument("model", choices=MODELS)
+    p = sub.add_parser("train", help="train one model (or an experiment: a variant of one, e.g. mraa-k5) on one "
+                                     "dataset with params.yaml's settings and publish its checkpoint (what the "
+                                     "Dagster asset and `dvc repro` run)")
+    p.add_argument("model", choices=MODELS + variant_names())
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--stage", choices=("main", "avd"), default="main")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_root(p)
     p.set_defaults(func=_demo)
 
+    from pipelines.commands.ablations import add_ablations_parser
     from pipelines.commands.animate import add_animate_parser
     from pipelines.commands.evaluate import add_evaluate_parser
     from pipelines.commands.leaderboard import add_leaderboard_parser
@@ -164,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_animate_parser(sub)
     add_evaluate_parser(sub)
     add_leaderboard_parser(sub)
+    add_ablations_parser(sub)
     add_samples_parser(sub)
     add_lineage_parser(sub)
     add_export_parser(sub)

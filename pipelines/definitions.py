@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.dataset_config import DATASETS
 from assets.factory import dataset_definitions
-from assets.keys import RETRAIN_JOB, leaderboard_key, models_group, models_job_name
+from assets.keys import LEADERBOARD, RETRAIN_JOB, ablations_group, models_group, models_job_name
 from assets.models.defs import model_definitions
 from assets.resources import TrainingResource
 from pipelines.resources import default_resources
@@ -21,7 +21,9 @@ RETRAIN_CRON_ENV = "MOTIONPIPE_RETRAIN_CRON"  # read by storage/settings.py; nam
 
 
 def model_selection(datasets=DATASETS) -> dg.AssetSelection:
-    return dg.AssetSelection.groups(*(models_group(d) for d in datasets)) | dg.AssetSelection.assets(leaderboard_key())
+    """The models, the experiments (params.yaml `experiments`, each dataset's ablations group) and the leaderboard."""
+    groups = [g for d in datasets for g in (models_group(d), ablations_group(d))]
+    return dg.AssetSelection.groups(*groups, LEADERBOARD)  # the leaderboard, and the ablation tables if any
 
 
 def orchestration(cron: str) -> dg.Definitions:

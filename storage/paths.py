@@ -165,3 +165,7 @@ def samples_dir(root: DataRoot, dataset: str) -> str:
 
 def leaderboard_dir(root: DataRoot) -> str:
     return root.path("leaderboard")
+
+
+def ablations_dir(root: DataRoot) -> str:
+    return root.path("ablations")

@@ -41,9 +41,13 @@ def test_every_model_on_every_dataset_from_one_factory_with_checks_schedule_and_
             assert node.code_version.endswith(config_hash(load_config(config_path(m, d))))  # a config edit → stale
             assert dg.AssetKey([d, "shards"]) in node.parent_keys
         assert f"{d}/animation_samples" in keys
+    # TaiChiHD-512 has the two models MRAA published at 512 (params.yaml datasets.taichi512.models)
+    assert {f"taichi512/{m}/{s}" for m in ("fomm", "mraa") for s in ("checkpoint", "evaluation")} <= keys
+    assert not {k for k in keys if k.startswith(("taichi512/tpsmm/", "taichi512/monkeynet/"))}
     assert graph.get(dg.AssetKey("leaderboard")).parent_keys == {
         dg.AssetKey([d, m, "evaluation"]) for d in ("taichi", "ted", "sample")
-        for m in ("monkeynet", "fomm", "mraa", "tpsmm", "no_motion")}
+        for m in ("monkeynet", "fomm", "mraa", "tpsmm", "no_motion")} | {
+        dg.AssetKey(["taichi512", m, "evaluation"]) for m in ("fomm", "mraa", "no_motion")}
     assert graph.get(dg.AssetKey(["sample", "no_motion", "evaluation"])).parent_keys == {
         dg.AssetKey(["sample", "shards"])}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}

@@ -48,7 +48,8 @@ def test_own_rules_change_nothing_and_replay_datasets_take_none():
     assert apply_rules(SAMPLE, "sample").fingerprint() == SAMPLE.fingerprint()
     with pytest.raises(DatasetConfigError, match="taichi replays its published csv.*datasets: ted, sample"):
         apply_rules(shipped_config("taichi"), "ted")
-    with pytest.raises(DatasetConfigError, match="'vox': neither one of taichi, ted, sample nor a readable file"):
+    with pytest.raises(DatasetConfigError,
+                       match="'vox': neither one of taichi, ted, sample, taichi512 nor a readable file"):
         apply_rules(SAMPLE, "vox")
 
 

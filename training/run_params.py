@@ -32,6 +32,8 @@ class RunParams(BaseModel):
     extractors: tuple[str, ...] = ("mediapipe-pose33", "mobilenetv2-imagenet")
     sample_pairs: int = Field(default=4, ge=1)
     sample_max_frames: int | None = Field(default=None, ge=2)
+    # only these models on this dataset (None: every model); taichi512 has configs for the two MRAA published at 512
+    models: tuple[str, ...] | None = None
 
 
 class ParamsFile(BaseModel):
@@ -39,6 +41,8 @@ class ParamsFile(BaseModel):
 
     models: tuple[str, ...] = MODELS
     avd_models: tuple[str, ...] = ("mraa", "tpsmm")
+    # variants (training/experiments/variants.yaml) trained and scored beside the models, main stage only; opt-in
+    experiments: tuple[str, ...] = ()
     datasets: dict[str, RunParams]
 
     @model_validator(mode="after")
@@ -48,7 +52,26 @@ class ParamsFile(BaseModel):
             raise ValueError(f"unknown models {unknown}; motionpipe trains {list(MODELS)}")
         if not set(self.avd_models) <= set(self.models):
             raise ValueError(f"avd_models {list(self.avd_models)} must be among models {list(self.models)}")
+        from training.experiments.variants import variant_names
+        unknown = sorted(set(self.experiments) - set(variant_names()))
+        if unknown:
+            raise ValueError(f"unknown experiments {unknown}; training/experiments/variants.yaml has "
+                             f"{list(variant_names())}")
         return self
+
+    def models_for(self, dataset: str) -> tuple[str, ...]:
+        """The models trained on ``dataset``: its own ``models`` list if it has one, else every model."""
+        settings = self.datasets.get(dataset)
+        only = None if settings is None else settings.models
+        return self.models if only is None else tuple(m for m in self.models if m in only)
+
+    def experiments_for(self, dataset: str) -> tuple[str, ...]:
+        """The experiments trained on ``dataset``: all, or those of the dataset's own ``models`` list if it has one
+        (taichi512 has configs for fomm and mraa only)."""
+        from training.experiments.variants import base_model
+        settings = self.datasets.get(dataset)
+        only = None if settings is None else settings.models
+        return tuple(e for e in self.experiments if only is None or base_model(e) in only)
 
     def for_dataset(self, dataset: str) -> RunParams:
         try:

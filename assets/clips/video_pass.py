@@ -73,6 +73,11 @@ class _Encoder:
         return encode_frame(small, c.frame_format, c.jpeg_quality)
 
 
+def lacks_resolution(box: Box, crop) -> bool:
+    """A crop box too small for the output size without upscaling (``crop.min_crop_side``, else ``crop.size``)."""
+    return min(box.width, box.height) < (crop.min_crop_side or crop.size)
+
+
 def crop_box_factory(cfg: DatasetConfig, width: int, height: int) -> Callable[[Box], Box | None]:
     """The dataset's crop-box rule, plus the rejections that depend on the frame (out of frame, too little resolution)."""
     c = cfg.crop
@@ -81,7 +86,7 @@ def crop_box_factory(cfg: DatasetConfig, width: int, height: int) -> Callable[[B
         box = upper_body_box(person, c.upper_body_scale) if c.style == "upper_body" else square_box(person, c.increase)
         if c.out_of_frame == "reject" and not box_inside(box, width, height):
             return None
-        if min(box.width, box.height) < (c.min_crop_side or c.size):
+        if lacks_resolution(box, c):
             return None  # "without enough resolution"
         return box
 
@@ -192,6 +197,12 @@ def replay_pass(frames: Iterable[np.ndarray], clips: list[ReplayClip], cfg: Data
     encode = _Encoder(cfg)
     result, timer = PassResult(), _Timer()
     t_start = time.perf_counter()
+    if cfg.crop.replay_min_resolution:
+        small = [c for c in clips if lacks_resolution(c.box, cfg.crop)]
+        result.rejected += [{"chunk_id": c.key, "reason": f"box {c.box.width:.0f}x{c.box.height:.0f} px in the "
+                             f"downloaded video: not enough resolution for {cfg.crop.size}x{cfg.crop.size}"}
+                            for c in small]
+        clips = [c for c in clips if c not in small]
     order = sorted(clips, key=lambda c: (c.src_frames.start, c.key))
     buffers: dict[str, list[bytes]] = {}
     waiting = list(order)

@@ -14,15 +14,16 @@ import dagster as dg
 
 from assets.asset_report import AssetReport
 from assets.inline_images import inline_images
-from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, checkpoint_key, dataset_key, evaluation_key,
-                         leaderboard_key, model_kinds, model_label, models_group, no_motion_key)
+from assets.keys import (ANIMATION_SAMPLES, LEADERBOARD, SHARDS, ablations_group, checkpoint_key, dataset_key,
+                         evaluation_key, leaderboard_key, model_kinds, model_label, models_group, no_motion_key)
 from assets.models.defs import STALE
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
 from storage import paths
 from training.evaluation.scoring import metric_problems, score_model, score_no_motion
+from training.experiments.variants import base_model, run_config
 from training.extractors import weights_from_env
-from training.run_params import ParamsFile, config_path
+from training.run_params import ParamsFile
 
 
 METRICS_CHECK = "metrics_in_range"
@@ -63,14 +64,14 @@ def _scores_result(context: dg.AssetExecutionContext, scores, frame_size: int) -
     return scores_report(context.asset_key, scores, frame_size).result()
 
 
-def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.AssetsDefinition:
+def evaluation_asset(model: str, dataset: str, config_dir: str | None, group: str | None = None) -> dg.AssetsDefinition:
     key = evaluation_key(dataset, model)
     version = f"{MODEL_STAGE_VERSIONS['evaluation']}"
 
     @dg.asset(
         key=key, deps=[checkpoint_key(dataset, model), dataset_key(dataset, SHARDS)],
-        group_name=models_group(dataset),
-        code_version=version, kinds=model_kinds(model, "parquet"), automation_condition=STALE,
+        group_name=group or models_group(dataset),
+        code_version=version, kinds=model_kinds(base_model(model), "parquet"), automation_condition=STALE,
         tags={"model": model},
         description=f"**{model_label(key)}**: the reconstruction of every {dataset} test chunk, scored as the papers "
                     f"do (L1, AKD, MKR, AED, each keypoint/identity metric named by its extractor).",
@@ -78,11 +79,10 @@ def evaluation_asset(model: str, dataset: str, config_dir: str | None) -> dg.Ass
     )
     def _evaluation(context: dg.AssetExecutionContext, data_root: DataRootResource,
                     training: TrainingResource) -> dg.MaterializeResult:
-        from training.config import load_config
         root = data_root.get()
         scores = score_model(root, model, dataset, training.params(dataset), device=training.torch_device(),
                              extractor_weights=weights_from_env(os.environ))
-        size = load_config(config_path(model, dataset, training.config_dir or config_dir)).frame_size[0]
+        size = run_config(model, dataset, training.config_dir or config_dir).frame_size[0]
         return _scores_result(context, scores, size)
 
     return _evaluation
@@ -183,10 +183,14 @@ def evaluation_assets(datasets: tuple[str, ...], params: ParamsFile, config_dir:
     assets: list = []
     pairs = []
     for dataset in datasets:
-        for model in params.models:
+        models = params.models_for(dataset)
+        for model in models:
             assets.append(evaluation_asset(model, dataset, config_dir))
             pairs.append((model, dataset))
+        for experiment in params.experiments_for(dataset):
+            assets.append(evaluation_asset(experiment, dataset, config_dir, group=ablations_group(dataset)))
+            pairs.append((experiment, dataset))
         assets.append(no_motion_asset(dataset))
-        assets.append(samples_asset(dataset, params.models, params.avd_models))
+        assets.append(samples_asset(dataset, models, tuple(m for m in params.avd_models if m in models)))
     assets.append(leaderboard_asset(pairs, datasets))
     return assets

@@ -2,6 +2,8 @@
 it, and persist it as Parquet for the per-video stages to read."""
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import tempfile
 from dataclasses import dataclass
@@ -37,9 +39,10 @@ def _taichi(cfg: DatasetConfig, source: str | None, cache: Path) -> Manifest:
     from assets.ingest.taichi_manifest import load_taichi_csv
 
     if source is None:
-        return load_taichi_csv(cfg.manifest_url, cache, expected_md5=cfg.manifest_md5)
-    # A user's own file or URL: accepted whatever its bytes; its md5/sha256 are recorded for lineage.
-    return load_taichi_csv(source, cache, expected_md5=None)
+        manifest = load_taichi_csv(cfg.manifest_url, cache, expected_md5=cfg.manifest_md5)
+    else:  # a user's own file or URL: accepted whatever its bytes; its md5/sha256 are recorded for lineage
+        manifest = load_taichi_csv(source, cache, expected_md5=None)
+    return dataclasses.replace(manifest, dataset=cfg.name)  # taichi or taichi512
 
 
 def _ted(cfg: DatasetConfig, source: str | None) -> Manifest:
@@ -105,7 +108,7 @@ def load_manifest(cfg: DatasetConfig, root: DataRoot, source: str | None = None,
     """`cache_dir`: where fetched manifests (and a remote root's sample videos) are kept (None: the default,
     ~/.cache/motionpipe; the pipeline passes the settings' MOTIONPIPE_CACHE)."""
     cache = Path(cache_dir or default_cache_dir())
-    if cfg.name == "taichi":
+    if cfg.name in ("taichi", "taichi512"):  # TaiChiHD-512 replays the same csv, keeping fewer clips
         return _taichi(cfg, source, cache)
     if cfg.name == "ted":
         return _ted(cfg, source)

@@ -15,12 +15,13 @@ from dagster._core.errors import DagsterPipesExecutionError
 
 from assets.asset_report import AssetReport
 from assets.inline_images import inline_image
-from assets.keys import SHARDS, checkpoint_key, dataset_key, model_kinds, model_label, models_group
+from assets.keys import SHARDS, ablations_group, checkpoint_key, dataset_key, model_kinds, model_label, models_group
 from assets.models.runs import Published, TrainingPlan, plan_training, publish_checkpoint, write_run_curves
 from assets.resources import DataRootResource, TrainingResource
 from assets.versions import MODEL_STAGE_VERSIONS
 from storage import paths
-from training.run_params import PARAMS_FILE, config_path, load_params
+from training.experiments.variants import base_model, run_config
+from training.run_params import PARAMS_FILE, load_params
 
 # Retrain / re-score what went stale: a dependency got new data, or this asset's code version (config) changed.
 # `eager` also fills in what was never built once its inputs exist.
@@ -28,8 +29,8 @@ STALE = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_ch
 
 
 def _config_hash(model: str, dataset: str, config_dir: str | None) -> str:
-    from training.config import config_hash, load_config
-    return config_hash(load_config(config_path(model, dataset, config_dir)))
+    from training.config import config_hash
+    return config_hash(run_config(model, dataset, config_dir))
 
 
 def _lineage_metadata(published: Path) -> dict:
@@ -141,15 +142,19 @@ def _curves_metadata(plan: TrainingPlan) -> dict:
             "curves_png": dg.MetadataValue.path(files.png), "curves_csv": dg.MetadataValue.path(files.csv)}
 
 
-def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | None) -> dg.AssetsDefinition:
+def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | None,
+                     group: str | None = None) -> dg.AssetsDefinition:
+    """``model``: a model's name or an experiment's (a variant of training/experiments/variants.yaml), whose assets
+    go in ``group`` (default: the dataset's models group)."""
     key = checkpoint_key(dataset, model, stage)
     deps = [dataset_key(dataset, SHARDS)] + ([checkpoint_key(dataset, model)] if stage == "avd" else [])
     version = f"{MODEL_STAGE_VERSIONS['train' if stage == 'main' else 'avd']}-{_config_hash(model, dataset, config_dir)}"
     what = "network weights" if stage == "main" else "AVD network (shape/pose disentanglement, on the frozen model)"
 
     @dg.asset(
-        key=key, deps=deps, group_name=models_group(dataset), code_version=version,
-        kinds=model_kinds(model, "pytorch"), automation_condition=STALE, tags={"stage": stage, "model": model},
+        key=key, deps=deps, group_name=group or models_group(dataset), code_version=version,
+        kinds=model_kinds(base_model(model), "pytorch"), automation_condition=STALE,
+        tags={"stage": stage, "model": model},
         description=f"**{model_label(key)}**: {what} trained on {dataset}; training runs as its own "
                     f"process (Dagster Pipes, torchrun for several processes) and resumes its run when "
                     f"re-materialized.",
@@ -171,7 +176,7 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
             state = load_checkpoint(path)
         except CheckpointError as exc:
             return dg.AssetCheckResult(passed=False, description=str(exc))
-        ok = state.get("model") == model and state.get("stage", "main") == stage
+        ok = state.get("model") == base_model(model) and state.get("stage", "main") == stage
         return dg.AssetCheckResult(passed=ok, metadata={"path": str(path), "step": int(state.get("step", 0))},
                                    description=None if ok else f"{path} holds {state.get('model')} "
                                                                f"{state.get('stage', 'main')}")
@@ -181,17 +186,23 @@ def checkpoint_asset(model: str, dataset: str, stage: str, config_dir: str | Non
 
 def model_definitions(datasets: tuple[str, ...], params_file: str | Path = PARAMS_FILE,
                       config_dir: str | None = None) -> dg.Definitions:
-    """Every model × dataset, from params.yaml's model list: checkpoint (+ AVD) → evaluation, samples, leaderboard."""
-    from assets.evaluation.defs import evaluation_assets  # it builds on this module's keys and group
+    """Every model × dataset, from params.yaml's model list: checkpoint (+ AVD) → evaluation, samples, leaderboard;
+    and its experiments (params.yaml's ``experiments``), each a checkpoint → evaluation in the dataset's ablations
+    group."""
+    from assets.evaluation.ablations import ablations_asset  # these build on this module's keys and group
+    from assets.evaluation.defs import evaluation_assets
 
     params = load_params(params_file)
     assets: list = []
     for dataset in datasets:
-        for model in params.models:
+        for model in params.models_for(dataset):
             assets += checkpoint_asset(model, dataset, "main", config_dir)
             if model in params.avd_models:
                 assets += checkpoint_asset(model, dataset, "avd", config_dir)
+        for experiment in params.experiments_for(dataset):  # reconstruction tables: the main stage only
+            assets += checkpoint_asset(experiment, dataset, "main", config_dir, group=ablations_group(dataset))
     assets += evaluation_assets(datasets, params, config_dir)
+    assets += ablations_asset(datasets, params)
     checks = [a for a in assets if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(assets=[a for a in assets if not isinstance(a, dg.AssetChecksDefinition)],
                           asset_checks=checks)

@@ -20,11 +20,13 @@ from pathlib import Path
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest
-from training.run_params import RunParams, config_path
+from training.experiments.variants import base_model, run_config, write_run_config
+from training.run_params import RunParams
 
 STAGES = ("main", "avd")
 DEVICES = ("auto", "cpu", "cuda")
 ENTRY_MODULE = "assets.models.pipes_train"
+VARIANT_CONFIG = "variant_config.yaml"  # a variant's config, written in its run folder for the training process
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,12 @@ class TrainingPlan:
 def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: RunParams,
                   launch: Launch = Launch(), config_dir: str | Path | None = None) -> TrainingPlan:
     """What to run for one model on one dataset; raises a clear error when an input is missing."""
-    from training.config import load_config
     from training.config import config_hash
 
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     base = paths.local_base(root)
-    config_file = config_path(model, dataset, config_dir)
-    cfg = load_config(config_file)
+    cfg = run_config(model, dataset, config_dir)  # a model's own config, or a variant's (training/experiments)
     name = cfg.name
     if stage == "avd" and cfg.train_avd is None:
         raise ValueError(f"{model} has no AVD stage (config {name} has no train_avd section)")
@@ -106,6 +106,7 @@ def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: 
                  "world_size": launch.world_size}
     run_key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:12]
     run_dir = Path(paths.training_run_dir(root, dataset, model, stage, run_key))
+    config_file = write_run_config(model, dataset, run_dir / VARIANT_CONFIG, config_dir)
     max_steps = params.max_steps if stage == "main" else params.avd_max_steps
     args = ["--config", str(config_file), "--data-root", str(base), "--out", str(run_dir), "--stage", stage, "--resume", "auto",
             "--precision", params.precision, "--checkpoint-every", str(params.checkpoint_every),
@@ -142,7 +143,7 @@ def publish_checkpoint(checkpoint: Path, plan: TrainingPlan) -> Published:
     from training.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint)  # CheckpointError naming the file if missing, truncated or corrupt
-    if state.get("model") != plan.model or state.get("stage", "main") != plan.stage:
+    if state.get("model") != base_model(plan.model) or state.get("stage", "main") != plan.stage:
         raise ValueError(f"{checkpoint} holds a {state.get('model')!r} {state.get('stage', 'main')!r} checkpoint, "
                          f"not the {plan.model!r} {plan.stage!r} one planned for {plan.run_dir}")
     plan.published.parent.mkdir(parents=True, exist_ok=True)

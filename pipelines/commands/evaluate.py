@@ -86,9 +86,8 @@ def _report(args, root: DataRoot, scores) -> None:
     from assets.keys import evaluation_key, no_motion_key
     from pipelines.instance_reports import report_to_dagster
     from storage.settings import resolve_settings
-    from training.config import load_config
+    from training.experiments.variants import run_config
     from training.loop.data import load_split_index
-    from training.run_params import config_path
 
     settings = resolve_settings(data_root=args.data_root, params_file=args.params)
     if args.model == NO_MOTION:
@@ -96,7 +95,7 @@ def _report(args, root: DataRoot, scores) -> None:
         size = max(c.height for c in load_split_index(root, args.dataset, "test").chunks)
     else:
         key = evaluation_key(args.dataset, args.model)
-        size = load_config(config_path(args.model, args.dataset, settings.config_dir)).frame_size[0]
+        size = run_config(args.model, args.dataset, settings.config_dir).frame_size[0]
     report_to_dagster(scores_report(key, scores, size), settings,
                       f"motionpipe evaluate {args.model} --dataset {args.dataset}")
 

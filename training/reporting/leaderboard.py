@@ -27,7 +27,8 @@ from typing import Any, Iterable
 
 from storage.root import DataRoot
 from training.evaluation.no_motion import NO_MOTION_NAME
-from training.reporting.published import (DISPLAY_NAMES, METHODS, PAPER_EXTRACTOR, PublishedResult, primary,
+from training.experiments.variants import variant_of
+from training.reporting.published import (METHODS, PAPER_EXTRACTOR, PublishedResult, display_name, primary,
                                           published)
 
 EVALUATIONS_DIR = "evaluations"
@@ -47,7 +48,11 @@ def parse_label(label: str) -> tuple[str, str | None] | None:
 
 
 def method_of(model: str) -> str:
-    """The published method a model name refers to: "fomm-taichi-256" -> "fomm"; unknown names stay as they are."""
+    """The published method a model name refers to: "fomm-taichi-256" -> "fomm", a variant's config
+    "mraa-k5-taichi-256" -> "mraa-k5" (its own published row); unknown names stay as they are."""
+    variant = variant_of(model)
+    if variant is not None:
+        return variant
     head = model.split("-", 1)[0].lower()
     return head if head in METHODS else model
 
@@ -204,7 +209,7 @@ class Leaderboard:
             if papers and method not in shown_papers:  # the paper's row once, above the first model of its method
                 shown_papers.add(method)
                 source = ", ".join(sorted({p.source for p in papers.values()}))
-                lines.append(_md_row(f"{DISPLAY_NAMES.get(method, method)} (paper)",
+                lines.append(_md_row(f"{display_name(method)} (paper)",
                                      [f"{papers[c].value:g}" if c in papers else "—" for c in cols], "—", source))
             cells = [fmt_value(mine[c].ours) if c in mine else "—" for c in cols]
             if model == NO_MOTION_NAME:

@@ -1,4 +1,5 @@
-"""``motionpipe models``: parameter counts per network of every config, against the official figures.
+"""``motionpipe models``: parameter counts per network of every config and experiment (a variant of
+``training/experiments/variants.yaml``), against the official figures.
 
 The official figures were counted from the official module definitions (model_anchors.md, "Params"); a
 config gets them only when it has the official architecture (the ``*-sample-64`` configs are shrunk, and
@@ -33,7 +34,9 @@ OFFICIAL_CONFIGS = {
     "mraa-taichi-256": "mraa", "mraa-ted-384": "mraa",
     "tpsmm-taichi-256": "tpsmm", "tpsmm-ted-384": "tpsmm",
     "monkeynet-vox-256": "monkeynet", "monkeynet-taichi-256": "monkeynet",
+    "fomm-taichi512-512": "fomm", "mraa-taichi512-512": "mraa",  # the same networks at 512 (convolutional)
 }
+VARIANT_DATASET = "taichi"  # the variants (training/experiments) are counted as the papers ran them: TaiChiHD-256
 NOT_IN_TOTAL = ("discriminator", "avd")
 # sub-networks the anchors also count: printed as '<network>.<sub>' rows (not added to the total)
 SUBNETWORKS = {"fomm": {"generator.dense_motion_network": 37.730 * M},
@@ -83,13 +86,29 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+def summary_config(name: str):
+    """The config ``motionpipe models`` counts for a name: a variant (``mraa-k5``) on TaiChiHD-256, else a config
+    name in training/configs or a YAML path."""
+    from training.config import load_config
+    from training.experiments.variants import run_config, variant_names
+
+    return run_config(name, VARIANT_DATASET) if name in variant_names() else load_config(name)
+
+
+def summary_names() -> list[str]:
+    """Every config, then every variant: what ``motionpipe models`` lists by default."""
+    from training.experiments.variants import variant_names
+
+    return config_names() + list(variant_names())
+
+
 def format_rows(rows: list[Row]) -> str:
-    lines = [f"{'config':<22} {'network':<36} {'params':>14} {'official':>12} {'diff':>8}"]
+    lines = [f"{'config':<32} {'network':<36} {'params':>14} {'official':>12} {'diff':>8}"]
     last = None
     for r in rows:
         official = "n/a" if r.official is None else f"{r.official / M:.3f} M"
         diff = "n/a" if r.diff_percent is None else f"{r.diff_percent:+.2f}%"
         name = r.config if r.config != last else ""
-        lines.append(f"{name:<22} {r.network:<36} {r.params:>14,} {official:>12} {diff:>8}")
+        lines.append(f"{name:<32} {r.network:<36} {r.params:>14,} {official:>12} {diff:>8}")
         last = r.config
     return "\n".join(lines)
