@@ -54,15 +54,17 @@ class TrainingResource(dg.ConfigurableResource):
     nproc_per_node: int = Field(default=1, description="> 1: torchrun with this many processes per node")
     nnodes: int = Field(default=1, description="nodes of a multi-node torchrun (needs rdzv_endpoint)")
     rdzv_endpoint: str | None = Field(default=None, description="host:port of the torchrun rendezvous")
+    dist_timeout_s: float = Field(default=600, gt=0, description=(
+        "seconds a node waits for the others to join the rendezvous, and any collective for the other ranks"))
     workers: int | None = Field(default=None, description="data loader workers per process (None: the config's)")
     vgg_weights: str | None = Field(default=None, description="torchvision VGG-19 weight file (offline machines)")
     params_file: str | None = Field(default=None, description="run settings (default: the project's params.yaml)")
     config_dir: str | None = Field(default=None, description="folder of model configs that override the shipped ones")
 
     def launch(self):
-        from assets.models.runs import Launch
+        from assets.models.launch import Launch
         return Launch(self.device, self.nproc_per_node, self.nnodes, self.rdzv_endpoint, self.workers,
-                      self.vgg_weights)
+                      self.vgg_weights, self.dist_timeout_s)
 
     def params(self, dataset: str):
         from training.run_params import PARAMS_FILE, load_params

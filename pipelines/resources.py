@@ -22,7 +22,8 @@ def downloader_resource(settings: Settings, **overrides) -> DownloaderResource:
 
 def training_resource(settings: Settings) -> TrainingResource:
     return TrainingResource(device=settings.device, nproc_per_node=settings.nproc_per_node, nnodes=settings.nnodes,
-                            rdzv_endpoint=settings.rdzv_endpoint, vgg_weights=settings.vgg19_weights,
+                            rdzv_endpoint=settings.rdzv_endpoint, dist_timeout_s=settings.dist_timeout,
+                            vgg_weights=settings.vgg19_weights,
                             params_file=settings.params_file, config_dir=settings.config_dir)
 
 

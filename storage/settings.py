@@ -56,6 +56,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MOTIONPIPE_NPROC_PER_NODE", "nproc_per_node", "> 1: torchrun with this many processes per node"),
     EnvVar("MOTIONPIPE_NNODES", "nnodes", "nodes of a multi-node torchrun (needs the rendezvous endpoint)"),
     EnvVar("MOTIONPIPE_RDZV_ENDPOINT", "rdzv_endpoint", "host:port of the torchrun rendezvous"),
+    EnvVar("MOTIONPIPE_DIST_TIMEOUT", "dist_timeout", "seconds a node waits for the others to join, and any "
+                                                      "collective for the other ranks (default 600)"),
     EnvVar("MOTIONPIPE_VGG19_WEIGHTS", "vgg19_weights", "torchvision VGG-19 weights for the perceptual loss "
                                                        "(offline machines; python -m training.train also reads it)"),
     EnvVar("MOTIONPIPE_RULES_<DATASET>", None, "another dataset's rules or a rules file for <DATASET> "
@@ -105,6 +107,7 @@ class Settings:
     nproc_per_node: int = 1
     nnodes: int = 1
     rdzv_endpoint: str | None = None
+    dist_timeout: float = 600
     vgg19_weights: str | None = None
 
     def with_flags(self, **flags: Any) -> "Settings":
@@ -152,7 +155,7 @@ def _whole(text: str, what: str, minimum: int, hint: str = "") -> int:
 
 
 _PARSERS = {
-    "max_download_bytes": parse_size, "max_download_seconds": parse_seconds,
+    "max_download_bytes": parse_size, "max_download_seconds": parse_seconds, "dist_timeout": parse_seconds,
     "rate_limit_bytes": lambda text, what: int(text),
     "breaker_after": lambda text, what: _whole(text, what, 0, " (0 turns the breaker off)"),
     "nproc_per_node": lambda text, what: _whole(text, what, 1), "nnodes": lambda text, what: _whole(text, what, 1),

@@ -15,6 +15,11 @@ The only command line left in ``training/`` (the others are ``pipelines/commands
 (``assets.models.pipes_train``) launch it as a module on every rank, so it must run without Dagster and without the
 ``motionpipe`` CLI. It is also the one place here that reads the environment (torchrun's ranks,
 ``$MOTIONPIPE_VGG19_WEIGHTS``); the loop it assembles (``training.loop``) takes everything as arguments.
+
+Several nodes run the same ``torchrun --nnodes N --rdzv-backend c10d --rdzv-endpoint host:port --rdzv-id <run>``
+command (``assets.models.launch`` builds it) on a run folder they all see. Global rank 0 alone writes; every rank
+checks that it resumes from the same checkpoint as rank 0; ``--dist-timeout`` bounds every collective, and a worker
+whose torchrun was killed ends itself (``training.loop.launcher_watch``), so the other nodes fail rather than hang.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from storage.paths import run_checkpoints_dir
+from storage.settings import parse_seconds
 from training.checkpoint import CheckpointError, latest_checkpoint
 from training.config import ConfigError, config_hash, load_config
-from training.loop.distributed import init_distributed, shutdown_distributed
+from training.loop.distributed import DistContext, gather_objects, init_distributed, shutdown_distributed
+from training.loop.launcher_watch import watch_launcher
 from training.loop.options import Schedule, TrainOptions
 from training.loop.setup import build_avd_stage, build_data, git_commit, per_rank_batch
 from training.loop.trainer import Trainer
@@ -67,8 +75,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--find-unused-parameters", choices=("auto", "on", "off"), default="auto")
     p.add_argument("--no-sync-bn", action="store_true", help="per-rank BatchNorm statistics under DDP")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available)")
+    p.add_argument("--dist-timeout", type=_seconds, metavar="S",
+                   help="seconds any collective may wait for the other ranks (default: torch's, 30 min on gloo)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds") from None
+
+
+def agree_on_resume(checkpoint: Path | None, out: Path, ctx: DistContext) -> None:
+    """Every rank resumes from the checkpoint rank 0 found (collective under DDP). Ranks that found another one
+    (or none) see another run folder: on several nodes it must be one shared folder, not a copy per node."""
+    found = gather_objects(None if checkpoint is None else checkpoint.name, ctx)
+    if len(set(found)) > 1:
+        raise SystemExit(f"the ranks see different checkpoints in {out}/checkpoints (newest per rank: {found}): "
+                         f"every node must see the same run folder (a shared file system)")
 
 
 def main(argv=None) -> int:
@@ -83,10 +109,13 @@ def main(argv=None) -> int:
 
 
 def run(argv=None, on_event=None):
-    """One training run from command-line arguments; ``on_event`` follows it live on rank 0 (see
-    ``TrainOptions.on_event``). Returns the ``TrainResult`` on rank 0, None on the other ranks."""
+    """One training run from command-line arguments; ``on_event`` follows it live on this rank (see
+    ``TrainOptions.on_event``). Returns the ``TrainResult`` (the same on every rank)."""
     args = parse_args(argv)
-    ctx = init_distributed(args.device, os.environ)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker: end with the node's torchrun
+        watch_launcher(os.getppid())
+    timeout = timedelta(seconds=args.dist_timeout) if args.dist_timeout else None
+    ctx = init_distributed(args.device, os.environ, timeout=timeout)
     result = None
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {ctx.rank}] %(message)s")
@@ -94,6 +123,7 @@ def run(argv=None, on_event=None):
         cfg = load_config(args.config)
         schedule = Schedule.from_config(cfg, args.stage)
         existing = latest_checkpoint(run_checkpoints_dir(args.out))
+        agree_on_resume(existing, args.out, ctx)
         resume = args.resume
         if resume == "auto":
             resume = existing
@@ -114,7 +144,7 @@ def run(argv=None, on_event=None):
             log_every=args.log_every, image_every=args.image_every, seed=args.seed,
             progress=not args.no_progress, sync_batchnorm=not args.no_sync_bn, find_unused_parameters=find_unused,
             allow_random_vgg=args.allow_random_vgg, vgg_weights=args.vgg_weights or os.environ.get(VGG_WEIGHTS_ENV),
-            on_event=on_event if ctx.is_main else None)
+            on_event=on_event)
         meta = {"lineage": lineage, "global_batch": batch * ctx.world_size, "world_size": ctx.world_size,
                 "argv": sys.argv[1:] if argv is None else list(argv), "init": args.init,
                 "config_hash": config_hash(cfg), "git_commit": git_commit()}
@@ -139,7 +169,7 @@ def run(argv=None, on_event=None):
                      " (stopped early)" if result.stopped_early else "")
     finally:
         shutdown_distributed()
-    return result if ctx.is_main else None
+    return result
 
 
 if __name__ == "__main__":

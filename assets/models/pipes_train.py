@@ -3,10 +3,12 @@
     python -m assets.models.pipes_train --config fomm-sample-64 --data-root data --out runs/x ...
     torchrun --nproc-per-node 2 -m assets.models.pipes_train ...
 
-Same arguments as ``python -m training.train``. Rank 0 of a process launched by a Pipes client opens the Pipes
-channel: the run's log lines, loss windows and every checkpoint path reach the Dagster event log while it runs, and
-the last checkpoint is reported as the asset's materialization. Started any other way (by hand, by `dvc repro`, on
-the other ranks) it is plain ``training.train``. ``training/`` itself knows nothing of Dagster.
+Same arguments as ``python -m training.train``. The first worker (local rank 0) of the torchrun a Pipes client
+launched opens the Pipes channel: the run's loss windows and every checkpoint path reach the Dagster event log while
+it runs, and the last checkpoint is reported as the asset's materialization. Local, not global, rank 0: on several
+nodes the rendezvous decides which node holds global rank 0, and the Dagster step's node need not be it (the other
+nodes run the same command without a Pipes client). Started any other way (by hand, by `dvc repro`, on the other
+ranks) it is plain ``training.train``. ``training/`` itself knows nothing of Dagster.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def run_with_pipes(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get("RANK", "0") == "0" and DAGSTER_PIPES_CONTEXT_ENV_VAR in os.environ:
+    if os.environ.get("LOCAL_RANK", "0") == "0" and DAGSTER_PIPES_CONTEXT_ENV_VAR in os.environ:
         return run_with_pipes(argv)
     return train.main(argv)
 

@@ -1,9 +1,10 @@
 """Training runs of the model assets, without Dagster: where a run lives, the command that launches it (one
-process or torchrun), and publishing its last checkpoint where evaluation and DVC find it.
+process or torchrun, built by ``assets.models.launch``), and publishing its last checkpoint where evaluation and DVC
+find it.
 
 A run folder is keyed by what makes a run different (stage, config hash, the dataset's shard content hash, the
-AVD stage's starting checkpoint, the global batch size and the number of processes), so re-materializing the same thing resumes the interrupted
-run from its newest checkpoint (``--resume auto``) while a changed dataset or config starts a fresh run. The step
+AVD stage's starting checkpoint, the global batch size and the number of processes), so re-materializing the same
+thing resumes the interrupted run from its newest checkpoint (``--resume auto``) while a changed dataset or config starts a fresh run. The step
 budget is not part of the key: raising ``max_steps`` continues a finished run.
 """
 from __future__ import annotations
@@ -12,11 +13,11 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.models.launch import Launch
 from storage import paths
 from storage.root import DataRoot, sha256_file
 from storage.shards import read_shard_manifest
@@ -24,42 +25,7 @@ from training.experiments.variants import base_model, run_config, write_run_conf
 from training.run_params import RunParams
 
 STAGES = ("main", "avd")
-DEVICES = ("auto", "cpu", "cuda")
-ENTRY_MODULE = "assets.models.pipes_train"
 VARIANT_CONFIG = "variant_config.yaml"  # a variant's config, written in its run folder for the training process
-
-
-@dataclass(frozen=True)
-class Launch:
-    """Where and how a run executes: a deployment choice, not part of the experiment (not in the run key)."""
-
-    device: str = "auto"  # auto: CUDA when the machine has it, else CPU
-    nproc_per_node: int = 1  # > 1: torchrun with that many processes (GPUs, or gloo processes on CPU)
-    nnodes: int = 1
-    rdzv_endpoint: str | None = None  # host:port of the rendezvous for nnodes > 1
-    workers: int | None = None  # data loader workers per process (None: the config's)
-    vgg_weights: str | None = None
-
-    def __post_init__(self):
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.nproc_per_node < 1 or self.nnodes < 1:
-            raise ValueError(f"nproc_per_node and nnodes must be >= 1, got {self.nproc_per_node}, {self.nnodes}")
-        if self.nnodes > 1 and not self.rdzv_endpoint:
-            raise ValueError("several nodes need a rendezvous endpoint (host:port)")
-
-    @property
-    def world_size(self) -> int:
-        return self.nproc_per_node * self.nnodes
-
-    def prefix(self) -> list[str]:
-        """The interpreter (and torchrun) part of the command."""
-        if self.world_size == 1:
-            return [sys.executable, "-m", ENTRY_MODULE]
-        rendezvous = (["--standalone"] if self.nnodes == 1 else
-                      ["--nnodes", str(self.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", self.rdzv_endpoint])
-        return [sys.executable, "-m", "torch.distributed.run", *rendezvous,
-                "--nproc-per-node", str(self.nproc_per_node), "-m", ENTRY_MODULE]
 
 
 @dataclass(frozen=True)
@@ -117,15 +83,11 @@ def plan_training(root: DataRoot, model: str, dataset: str, stage: str, params: 
         args += ["--batch-size", str(params.batch_size)]  # the global batch, split over the processes
     if init is not None:
         args += ["--init", str(init)]
-    if launch.device != "auto":
-        args += ["--device", launch.device]
-    if launch.workers is not None:
-        args += ["--workers", str(launch.workers)]
-    if launch.vgg_weights:
-        args += ["--vgg-weights", launch.vgg_weights]
+    args += launch.train_args()
+    rendezvous_id = f"{model}-{dataset}-{stage}-{run_key}"  # the same on every node of the run, and on its reruns
     return TrainingPlan(model, dataset, stage, name, chash, shards.content_hash, run_key, run_dir,
                         Path(paths.published_checkpoint(root, dataset, model, stage)), init,
-                        tuple(launch.prefix() + args))
+                        tuple(launch.prefix(rendezvous_id) + args))
 
 
 @dataclass(frozen=True)

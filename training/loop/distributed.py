@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    timeout: timedelta | None = None  # of every collective (None: torch's default for the backend)
 
     @property
     def distributed(self) -> bool:
@@ -30,10 +32,12 @@ class DistContext:
         return self.rank == 0
 
 
-def init_distributed(device: str | None = None, env: Mapping[str, str] | None = None) -> DistContext:
+def init_distributed(device: str | None = None, env: Mapping[str, str] | None = None,
+                     timeout: timedelta | None = None) -> DistContext:
     """Context from torchrun's variables in ``env`` (the entry point passes its environment); joins the process
     group (NCCL on GPU, gloo on CPU) when WORLD_SIZE > 1. Without them this is a single process on ``device``
-    (default: GPU if any)."""
+    (default: GPU if any). ``timeout`` bounds every collective: a rank whose peer vanished without closing its
+    connections (a node lost to the network) fails after it instead of waiting torch's default half hour."""
     env = env or {}
     world = int(env.get("WORLD_SIZE", "1"))
     rank = int(env.get("RANK", "0"))
@@ -47,9 +51,9 @@ def init_distributed(device: str | None = None, env: Mapping[str, str] | None = 
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=timeout,
                                 device_id=dev if dev.type == "cuda" else None)
-    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev)
+    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev, timeout=timeout)
 
 
 def shutdown_distributed() -> None:
@@ -192,9 +196,10 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
 # --- what the trainer asks of the process group ----------------------------------------------------------------
 
 
-def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Every BatchNorm of ``model`` with statistics over all ranks (a gloo group of its own off CUDA)."""
-    group = dist.new_group(backend="gloo") if device.type != "cuda" else None
+def synchronise_batchnorm(model: nn.Module, device: torch.device, timeout: timedelta | None = None) -> nn.Module:
+    """Every BatchNorm of ``model`` with statistics over all ranks (a gloo group of its own off CUDA, with the
+    world's collective ``timeout``: a new group does not inherit it)."""
+    group = dist.new_group(backend="gloo", timeout=timeout) if device.type != "cuda" else None
     return convert_sync_batchnorm(model, device, group)
 
 

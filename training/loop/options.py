@@ -33,8 +33,10 @@ class TrainOptions:
     allow_random_vgg: bool = False
     vgg_weights: str | None = None
     device: str | None = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
-    # Called on rank 0 with ("scalars", {"step": ..., tag: value}) at every log window and ("checkpoint",
-    # {"step": ..., "path": ...}) after every save: how a launcher (e.g. Dagster Pipes) follows a run live.
+    # Called with ("scalars", {"step": ..., tag: value}) at every log window and ("checkpoint", {"step": ...,
+    # "path": ...}) after every save (once every rank is past it): how a launcher (e.g. Dagster Pipes) follows a
+    # run live. Any one rank may get it (the values are the ranks' means): under a multi-node torchrun the
+    # launcher's node need not hold global rank 0.
     on_event: Callable[[str, dict], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):

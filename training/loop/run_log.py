@@ -106,7 +106,7 @@ class RunLog:
                 self.writer.add_scalar(tag, v, step)
             self.writer.flush()
         self._window, self._steps, self._pairs, self._t0 = {}, 0, 0, now
-        if self.dist.is_main and self.options.on_event is not None:
+        if self.options.on_event is not None:  # on the rank given one (the means are every rank's)
             self.options.on_event("scalars", {"step": step, **self.progress(step, now), **out})
         return out
 

@@ -132,7 +132,7 @@ class Trainer:
 
         model.to(self.device)
         if self.dist.distributed and options.sync_batchnorm:
-            model = synchronise_batchnorm(model, self.device)
+            model = synchronise_batchnorm(model, self.device, self.dist.timeout)
         if options.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model  # unwrapped and uncompiled: what checkpoints save
@@ -217,21 +217,22 @@ class Trainer:
             "torch_version": str(torch.__version__), "created": datetime.now(timezone.utc).isoformat(),
         }
 
-    def save(self, epoch_snapshot: bool = False) -> Path | None:
-        """Write a checkpoint (rank 0; collective under DDP). Returns its path on rank 0."""
+    def save(self, epoch_snapshot: bool = False) -> Path:
+        """Write a checkpoint (global rank 0 alone; collective under DDP). Returns its path on every rank: the run
+        folder is shared, and the file is complete once every rank is past the barrier."""
         state = self.state_dict()
-        path = None
+        name = epoch_checkpoint_name(self.epoch, self.step) if epoch_snapshot else step_checkpoint_name(self.step)
+        path = self.checkpoint_dir / name
         if self.is_main:
-            name = epoch_checkpoint_name(self.epoch, self.step) if epoch_snapshot else step_checkpoint_name(self.step)
-            path = save_checkpoint(state, self.checkpoint_dir / name)
+            save_checkpoint(state, path)
             if not epoch_snapshot:
                 prune_checkpoints(self.checkpoint_dir, self.options.keep_checkpoints)
-            self.last_checkpoint = path
             log.info("checkpoint %s", path)
-            self._emit("checkpoint", {"step": self.step, "path": str(path)})
         if not epoch_snapshot:
             self._last_saved_step = self.step  # on every rank: they must agree on the exit save
         barrier(self.dist)
+        self.last_checkpoint = path
+        self._emit("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
     def resume(self, path: str | os.PathLike) -> Path:
