@@ -130,9 +130,13 @@ class LocalCelery:
             _wait_for(f"celery worker {w.name}", lambda w=w: " ready." in w.log.read_text(), w.proc, w.log, timeout)
         return started
 
-    def stop(self) -> None:
+    def stop_workers(self) -> None:
         for w in self.workers:
             _stop(w.proc)
+        self.workers = []
+
+    def stop(self) -> None:
+        self.stop_workers()
         if self.redis is not None:
             _stop(self.redis, grace=5.0)
 

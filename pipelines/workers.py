@@ -159,7 +159,7 @@ def _finished(instance: dg.DagsterInstance, token: str, cursor: str | None,
 
 def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.DagsterInstance,
                 resources: Mapping[str, dg.ConfigurableResource], on_finished: Callable[[dict], None],
-                should_stop: Callable[[], bool], celery: CeleryConfig | None = None) -> None:
+                should_stop: Callable[[], bool], celery: CeleryConfig | None = None) -> str:
     """Runs the fan-out. A reporting thread hands `on_finished` each video's outcome as it finishes and, once
     `should_stop()`, stops the run as Dagster terminates one: a SIGINT to the run's process, which the executor
     forwards to the step processes (their videos are interrupted) before it returns, starting no other step. With
@@ -197,12 +197,27 @@ def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.D
     reporter = threading.Thread(target=report, name=f"{dataset}-fanout-report", daemon=True)
     reporter.start()
     try:
-        dg.execute_job(job, instance, run_config=run_config, tags={FANOUT_TAG: token}, raise_on_error=False)
+        result = dg.execute_job(job, instance, run_config=run_config, tags={FANOUT_TAG: token}, raise_on_error=False)
     finally:
         done.set()
         reporter.join()
     if failed:
         raise failed[0]
+    return _run_error(result)
+
+
+def _run_error(result: dg.JobExecutionResult) -> str:
+    """What failed the run itself (a celery task lost or failed outside its step), '' when it succeeded."""
+    if result.success:
+        return ""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            error = event.event_specific_data.error if event.event_specific_data else None
+            if error is None:
+                return event.message or "the run failed"
+            text = " ".join(error.message.split("\n\nStack Trace:")[0].split())  # the first worker's error
+            return f"{error.cls_name}: {text[:300]}{'...' if len(text) > 300 else ''}"
+    return "the run failed"
 
 
 def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance: dg.DagsterInstance,
@@ -216,6 +231,8 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
     total, interrupted, reported = tracker.result.videos_total, [], set()
 
     def on_finished(o: dict) -> None:
+        if o["video_id"] in reported:  # a celery step handed out twice (it outran the visibility timeout)
+            return
         reported.add(o["video_id"])
         # Stopped by the signal, not the video's failure: a step interrupted, or any failure once a stop is under
         # way (a run the signal stopped between two steps fails with no failed step). A rerun retries them.
@@ -235,11 +252,12 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
         tracker.add(outcome)
 
     # SIGINT reaches the executor itself; SIGTERM only the watch's handler.
-    _run_fanout(dataset, video_ids, workers, instance, resources, on_finished,
-                should_stop=lambda: tracker.result.stop is not None or watch.stop.requested, celery=celery)
+    run_error = _run_fanout(dataset, video_ids, workers, instance, resources, on_finished,
+                            should_stop=lambda: tracker.result.stop is not None or watch.stop.requested,
+                            celery=celery)
     if tracker.result.stop is None and not watch.stop.requested:
         for video_id in (v for v in video_ids if v not in reported):
-            detail = "the run returned no outcome for it (its worker lost?); a rerun retries it"
+            detail = f"the run returned no outcome for it ({run_error or 'its worker lost?'}); a rerun retries it"
             tracker.progress(f"[{dataset}] {video_id}: FAILED: {detail}")
             tracker.add(VideoOutcome(video_id, "failed", detail))
     stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else [])

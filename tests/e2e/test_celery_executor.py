@@ -1,6 +1,7 @@
-"""`rebuild --executor celery`: the sample's videos spread over two real celery workers through a real Redis broker on
-loopback, the dataset a serial rebuild gives, and a worker killed mid-video loses nothing (its video goes to the
-other worker; nothing half-written is visible)."""
+"""The celery executor with a real Redis broker on loopback and two real workers, all started and stopped here:
+`rebuild --executor celery` spreads the sample's videos over both and gives the serial dataset; a worker killed
+mid-video loses nothing (its video goes to the other worker, nothing half-written is visible, a rerun completes);
+the model job (MOTIONPIPE_EXECUTOR=celery) runs its steps on the workers; a missing broker or worker is an error."""
 from __future__ import annotations
 
 import json
@@ -12,13 +13,14 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.instance import open_instance
 from pipelines.local_celery import LocalCelery, redis_server_binary
 from pipelines.rebuild import rebuild
 from pipelines.workers import FANOUT_TAG
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 VIDEOS = ("sample-cuts", "sample-astro-b", "sample-walkoff")
-VISIBILITY = 20  # seconds before a lost worker's video goes to another; above any sample video's step here
+VISIBILITY = 30  # seconds before a lost worker's video goes to another: above a sample video's step on 2 loaded cores
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +36,18 @@ def broker(tmp_path_factory):
 
 
 @pytest.fixture()
-def workers(broker, tmp_path, monkeypatch):
-    """Two workers (one pool process each) on `broker`, stopped at teardown whatever happened."""
+def workers(request, broker, tmp_path, monkeypatch):
+    """Two workers (one pool process each) on `broker`, stopped at teardown whatever happened; a lost worker's step
+    goes to the other after VISIBILITY seconds (`@pytest.mark.visibility(s)`: after s)."""
     import redis
 
+    mark = request.node.get_closest_marker("visibility")
+    visibility = str(mark.args[0] if mark else VISIBILITY)
     redis.Redis.from_url(broker).flushall()  # nothing left from an earlier test
-    monkeypatch.setenv("MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT", str(VISIBILITY))
+    monkeypatch.setenv("MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT", visibility)
     services = LocalCelery(tmp_path / "celery", broker=broker)
     try:
-        services.start_workers(2, env={"MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY)})
+        services.start_workers(2, env={"MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT": visibility})
         yield services.workers
     finally:
         services.stop()
@@ -61,9 +66,9 @@ def serial(tmp_path_factory, sample_videos):
     return _dataset(tmp / "data")
 
 
-def _manifest(tmp_path: Path, sample_videos: dict[str, str]) -> Path:
+def _manifest(tmp_path: Path, sample_videos: dict[str, str], videos: tuple[str, ...] = VIDEOS) -> Path:
     path = tmp_path / "videos.csv"
-    path.write_text("video_id,url\n" + "".join(f"{v},{Path(sample_videos[v]).as_uri()}\n" for v in VIDEOS))
+    path.write_text("video_id,url\n" + "".join(f"{v},{Path(sample_videos[v]).as_uri()}\n" for v in videos))
     return path
 
 
@@ -91,6 +96,7 @@ def _outputs(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return {e.dagster_event.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)}
 
 
+@pytest.mark.visibility(600)  # never handed out twice, however loaded the machine: each video runs once
 def test_the_videos_spread_over_two_celery_workers_and_give_the_serial_dataset(tmp_path, sample_videos, workers,
                                                                                broker, dagster_home, serial):
     lines: list[str] = []
@@ -113,9 +119,8 @@ def test_the_videos_spread_over_two_celery_workers_and_give_the_serial_dataset(t
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in runs) == sorted(VIDEOS)
 
 
-def _kill_mid_video(worker, stop: threading.Event, killed: list[str]) -> None:
+def _kill_mid_video(instance: dg.DagsterInstance, worker, stop: threading.Event, killed: list[str]) -> None:
     """SIGKILLs `worker` one second into the first video it takes that is still running then."""
-    instance = dg.DagsterInstance.get()
     deadline = time.monotonic() + 120
     while not stop.is_set() and time.monotonic() < deadline:
         for run in _fanout_runs(instance):
@@ -133,7 +138,8 @@ def test_a_worker_killed_mid_video_loses_nothing_and_a_rerun_completes(tmp_path,
                                                                         dagster_home, serial):
     root, manifest = tmp_path / "data", _manifest(tmp_path, sample_videos)
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_mid_video, args=(workers[0], stop, killed), daemon=True)
+    instance = open_instance()  # created under its lock before the rebuild opens it too (pipelines/instance.py)
+    killer = threading.Thread(target=_kill_mid_video, args=(instance, workers[0], stop, killed), daemon=True)
     killer.start()
     lines: list[str] = []
     try:
@@ -150,7 +156,6 @@ def test_a_worker_killed_mid_video_loses_nothing_and_a_rerun_completes(tmp_path,
     assert result.stop is None and result.dataset_run_ok, lines
     assert sorted((o.video_id, o.status) for o in result.outcomes) == sorted((v, "ok") for v in VIDEOS), lines
     assert _dataset(root) == serial
-    instance = dg.DagsterInstance.get()
     (fanout,) = _fanout_runs(instance)
     taken = _step_workers(instance, fanout.run_id)
     assert (killed[0], workers[0].name) in taken and (killed[0], workers[1].name) in taken, taken
@@ -167,6 +172,15 @@ def test_a_worker_killed_mid_video_loses_nothing_and_a_rerun_completes(tmp_path,
     assert _dataset(root) == serial
 
 
+def test_the_celery_executor_without_a_broker_is_refused_before_any_work(tmp_path, dagster_home, capsys):
+    from pipelines.cli import main as motionpipe
+
+    assert motionpipe(["rebuild", "sample", "--executor", "celery", "--data-root", str(tmp_path / "data")]) == 2
+    assert "MOTIONPIPE_EXECUTOR=celery needs a broker: set MOTIONPIPE_CELERY_BROKER (or --broker)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
 def test_no_worker_or_no_broker_is_an_error_naming_the_broker(tmp_path, broker, dagster_home):
     import redis
 
@@ -178,3 +192,46 @@ def test_no_worker_or_no_broker_is_an_error_naming_the_broker(tmp_path, broker, 
         rebuild("sample", data_root=str(tmp_path / "data"), executor="celery", broker="redis://127.0.0.1:9/0",
                 progress=lambda s: None)
     assert not (tmp_path / "data").exists()
+
+
+def celery_models_job(data_root: str, params_file: str, broker: str) -> dg.JobDefinition:
+    """`sample_models_job` of the project's definitions with MOTIONPIPE_EXECUTOR=celery, as the workers rebuild it."""
+    from pipelines.definitions import make_definitions
+    from storage.settings import Settings
+
+    settings = Settings(data_root=data_root, params_file=params_file, executor="celery", celery_broker=broker,
+                        celery_visibility_timeout=600)
+    return make_definitions(settings).resolve_job_def("sample_models_job")
+
+
+@pytest.mark.visibility(600)  # above the training step's time on a loaded machine: it must not be handed out twice
+def test_the_model_job_runs_its_steps_on_the_celery_workers(tmp_path, sample_videos, workers, broker,
+                                                            dagster_home):
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    raw["models"], raw["avd_models"] = ["monkeynet"], []
+    raw["datasets"]["sample"].update(max_steps=2, checkpoint_every=1, log_every=1, image_every=0, sample_pairs=1,
+                                     extractors=["mobilenetv2-imagenet"], sample_max_frames=6)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    root = tmp_path / "data"
+    assert rebuild("sample", data_root=str(root), source=str(_manifest(tmp_path, sample_videos, VIDEOS[:2])),
+                   progress=lambda s: None).dataset_run_ok
+
+    instance = dg.DagsterInstance.get()
+    job = dg.build_reconstructable_job(__name__, celery_models_job.__name__, reconstructable_kwargs={
+        "data_root": str(root), "params_file": str(params), "broker": broker})
+    result = dg.execute_job(job, instance, raise_on_error=False)
+
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    taken = _step_workers(instance, result.run_id)
+    assert sorted(step for step, _ in taken) == [  # each step once, every one on a worker
+        "leaderboard", "sample__animation_samples", "sample__monkeynet__checkpoint",
+        "sample__monkeynet__checkpoint_checkpoint_loads", "sample__monkeynet__evaluation",
+        "sample__no_motion__evaluation"], taken
+    # The checkpoint and the no-motion baseline are submitted together: one worker each.
+    assert {worker for _, worker in taken} == {w.name for w in workers}
+    assert (root / "models/sample/monkeynet/main.pt").is_file()
+    board = json.loads((root / "leaderboard/leaderboard.json").read_text())
+    assert 0 < board["sample"]["monkeynet-sample-64"]["L1"]["ours"] < 1
