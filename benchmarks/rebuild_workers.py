@@ -11,8 +11,9 @@ like a video of its own. `--frames N` and `--size WxH` render them longer or lar
 detector's start) counts for less. Each setting rebuilds from nothing (a fresh data root and Dagster instance) as a
 user runs it, a child process of the command line; the settings alternate, `--repeat` rounds. Prints each run's wall
 time, the median per setting and its throughput (videos/s), the ratio to the first setting, how many of the
-machine's cores were idle just before each run (Linux /proc/stat: on a shared machine a second worker only helps if a core is free for it), the load
-average before and after, and whether every run published the same dataset (the shards' content hash).
+machine's cores were idle just before each run (Linux /proc/stat: on a shared machine a second worker only helps if
+a core is free for it), the load average before and after, and whether every run published the same dataset (the
+shards' content hash).
 
 With `--executor celery` a Redis server and the setting's number of celery workers are started on loopback
 (pipelines/local_celery.py) before each timed run and stopped after it: the time is the rebuild's alone, from
