@@ -255,11 +255,12 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
     run_error = _run_fanout(dataset, video_ids, workers, instance, resources, on_finished,
                             should_stop=lambda: tracker.result.stop is not None or watch.stop.requested,
                             celery=celery)
-    if tracker.result.stop is None and not watch.stop.requested:
+    stopped_run = [name for name in _INTERRUPTED_ERRORS if run_error.startswith(f"{name}:")]
+    stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else stopped_run)
+    if tracker.result.stop is None and stop.requested:
+        tracker.interrupted(stop, f"videos {', '.join(interrupted)}" if interrupted else "the videos")
+    elif tracker.result.stop is None:  # neither stopped nor interrupted: a video without an outcome failed
         for video_id in (v for v in video_ids if v not in reported):
             detail = f"the run returned no outcome for it ({run_error or 'its worker lost?'}); a rerun retries it"
             tracker.progress(f"[{dataset}] {video_id}: FAILED: {detail}")
             tracker.add(VideoOutcome(video_id, "failed", detail))
-    stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else [])
-    if tracker.result.stop is None and stop.requested:
-        tracker.interrupted(stop, f"videos {', '.join(interrupted)}" if interrupted else "the videos")
