@@ -17,7 +17,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     result = rebuild(args.dataset, data_root=args.data_root, source=args.manifest, limit=args.limit,
                      retry_failed=args.retry_failed, detector=args.detector, mirror=args.mirror,
                      max_download_bytes=args.max_download_bytes, max_download_seconds=args.max_download_seconds,
-                     allow_shrink=args.allow_shrink, rules=args.rules, workers=args.workers)
+                     allow_shrink=args.allow_shrink, rules=args.rules, workers=args.workers,
+                     executor=args.executor, broker=args.broker)
     cov = compute_coverage(load_dataset_config(args.dataset), DataRoot.from_env(args.data_root))
     print_coverage(cov)
     print(summary_line(result))  # counts either way; the exit code says whether anything was rebuilt
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="rebuild N videos at a time, each in its own process (Dagster's multiprocess executor); "
                         "default 1: one after the other")
+    p.add_argument("--executor", choices=("multiprocess", "celery"), default=None,
+                   help="celery: the videos go to the celery workers on --broker, one per worker at a time "
+                        "(default: $MOTIONPIPE_EXECUTOR or multiprocess, this machine's --workers)")
+    p.add_argument("--broker", default=None, metavar="URL",
+                   help="the celery broker, e.g. redis://127.0.0.1:6379/0 (default: $MOTIONPIPE_CELERY_BROKER)")
     add_root(p)
     p.set_defaults(func=_rebuild)
 

@@ -12,6 +12,7 @@ from assets.factory import dataset_definitions
 from assets.keys import LEADERBOARD, RETRAIN_JOB, ablations_group, models_group, models_job_name
 from assets.models.defs import model_definitions
 from assets.resources import TrainingResource
+from pipelines.broker import celery_config, job_executor
 from pipelines.resources import default_resources
 from pipelines.terminal_logger import TERMINAL_LOGGER, terminal_logger
 from storage import video
@@ -59,7 +60,8 @@ def _same_experiment(settings: Settings, training: TrainingResource) -> Training
 
 def make_definitions(settings: Settings | None = None, **resource_overrides) -> dg.Definitions:
     """The project's definitions for `settings` (default: resolved from this process's environment), with
-    `resource_overrides` (by resource key) in place of the defaults built from the same settings."""
+    `resource_overrides` (by resource key) in place of the defaults built from the same settings. Their jobs run
+    under the settings' executor: Dagster's multiprocess one, or dagster-celery's on the settings' broker."""
     settings = settings or resolve_settings()
     video.use_ffmpeg(settings.ffmpeg)  # process-wide: every decode and encode of this process's steps
     if "training" in resource_overrides:
@@ -72,7 +74,8 @@ def make_definitions(settings: Settings | None = None, **resource_overrides) -> 
         orchestration(settings.retrain_cron),
         dg.Definitions(resources={**default_resources(settings), **resource_overrides},
                        loggers={"console": dg.colored_console_logger,  # Dagster's default, kept
-                                TERMINAL_LOGGER: terminal_logger}),
+                                TERMINAL_LOGGER: terminal_logger},
+                       executor=job_executor(celery_config(settings)) if settings.executor == "celery" else None),
     )
 
 

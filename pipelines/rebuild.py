@@ -15,6 +15,7 @@ from assets.ingest.rejections import rejection_lines
 from assets.keys import (CLIPS, MANIFEST, catalog_and_shards_name, dataset_job_name, dataset_key, manifest_job_name,
                          video_job_name, video_pass_name)
 from assets.rules import rules_argument
+from pipelines.broker import celery_config, check_workers_listen
 from pipelines.circuit_breaker import CircuitBreaker
 from pipelines.definitions import make_definitions
 from pipelines.instance import open_instance
@@ -77,18 +78,26 @@ def _rebuild(
     rules: str | None = None,
     breaker_after: int | None = None,
     workers: int = 1,
+    executor: str | None = None,
+    broker: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """`breaker_after`: stop after this many videos in a row fail for the same machine-wide reason (no DNS, no
     route, refused, bot check...; default the settings', $MOTIONPIPE_BREAKER_AFTER or 3, 0: never). `workers` > 1: that many
-    videos at a time, through Dagster's multiprocess executor (pipelines/workers.py)."""
+    videos at a time, through Dagster's multiprocess executor (pipelines/workers.py). `executor` "celery" (default
+    $MOTIONPIPE_EXECUTOR): the videos go to the celery workers listening on `broker` (default
+    $MOTIONPIPE_CELERY_BROKER), one at a time per worker, whatever `workers` says."""
     check_workers(workers)
     cfg = load_dataset_config(dataset)
     instance = open_instance()
     # The options on top of the MOTIONPIPE_* settings (cookies, proxy, ...), not instead of them.
     settings = resolve_settings(data_root=data_root or None, detector=detector or None, mirror=mirror,
                                 max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
-                                breaker_after=breaker_after)
+                                breaker_after=breaker_after, executor=executor, celery_broker=broker)
+    celery = celery_config(settings) if settings.executor == "celery" else None
+    if celery:  # before anything is written: an unreachable broker or no worker is an error naming the broker
+        names = check_workers_listen(celery)
+        progress(f"[{dataset}] celery: {len(names)} workers on {celery.safe_broker} ({', '.join(names)})")
     defs = make_definitions(settings)
     root = DataRoot(settings.data_root)
     out = RebuildResult(dataset)
@@ -96,7 +105,7 @@ def _rebuild(
     if orphans:
         progress(f"[{dataset}] removed {len(orphans)} leftover temporaries of interrupted runs")
 
-    if workers > 1:
+    if workers > 1 and not celery:
         start_fork_server()  # the step processes' imports overlap the manifest step
     progress(f"[{dataset}] manifest ...")
     manifest_op = dataset_key(dataset, MANIFEST).to_python_identifier()
@@ -134,7 +143,7 @@ def _rebuild(
             progress(f"[{dataset}] {n}/{len(video_ids)} {video_id}: skipped, {record.status} in an earlier run")
             tracker.add(VideoOutcome(video_id, "skipped", f"{record.status} (earlier run): {record.error}"))
             continue
-        if workers > 1:  # run below, `workers` at a time
+        if workers > 1 or celery:  # run below, `workers` at a time or on the celery workers
             queued.append(video_id)
             continue
         result = job.execute_in_process(partition_key=video_id, instance=instance, raise_on_error=False,
@@ -155,7 +164,7 @@ def _rebuild(
             break
     if queued and out.stop is None:
         rebuild_videos(dataset, queued, workers=workers, instance=instance, resources=defs.resources,
-                       tracker=tracker, watch=watch)
+                       tracker=tracker, watch=watch, celery=celery)
 
     if out.stop is None:
         _publish(dataset, defs, instance, allow_shrink, watch, tracker, progress)

@@ -9,6 +9,10 @@ rebuild's; only the order in which videos finish differs.
 The step processes fork from a server that imported the pipeline once (torch, dagster and mediapipe take seconds to
 import, as long as a sample video takes to rebuild). They inherit that server's environment, not the rebuild's, so
 everything a video run depends on (its resources, the rules in effect) is handed to the step explicitly.
+
+With the celery executor (`rebuild --executor celery`) the same steps go to a broker instead, and whichever celery
+workers listen on it (pipelines/celery_app.py) run them, one video each at a time, on any machine that shares the
+data root and the Dagster instance; how a lost worker's video is retried is in pipelines/broker.py.
 """
 import contextlib
 import multiprocessing
@@ -26,6 +30,7 @@ from assets.dataset_config import rules_env_var
 from assets.factory import dataset_definitions
 from assets.keys import video_job_name
 from assets.resources import DataRootResource, DetectorResource, DownloaderResource
+from pipelines.broker import CeleryConfig
 from pipelines.interrupt import _INTERRUPTED_ERRORS, InterruptWatch
 from pipelines.rebuild_outcome import VideoOutcome
 from pipelines.rebuild_tracker import RebuildTracker
@@ -80,10 +85,11 @@ def _step_names(video_ids: list[str]) -> dict[str, str]:
 
 
 def video_fanout_job(dataset: str, video_ids: list[str], resources: Mapping[str, Mapping],
-                     rules: str | None) -> dg.JobDefinition:
+                     rules: str | None, executor: str = "multiprocess") -> dg.JobDefinition:
     """One step per video, each running the video's partition run with `resources` and `rules` (the value of
-    MOTIONPIPE_RULES_<DATASET> in the rebuild, None when unset). Rebuilt in every step process from these
-    arguments (`dg.build_reconstructable_job`)."""
+    MOTIONPIPE_RULES_<DATASET> in the rebuild, None when unset), under Dagster's multiprocess executor or
+    dagster-celery's (`executor`). Rebuilt in every step process from these arguments
+    (`dg.build_reconstructable_job`)."""
 
     def video_run(name: str, video_id: str) -> dg.OpDefinition:
         @dg.op(name=name, description=f"The partition run of {video_id}.", tags={"video_id": video_id})
@@ -111,8 +117,14 @@ def video_fanout_job(dataset: str, video_ids: list[str], resources: Mapping[str,
 
     ops = [video_run(name, video_id) for name, video_id in _step_names(video_ids).items()]
 
-    @dg.job(name=f"{dataset}_video_fanout", executor_def=dg.multiprocess_executor,
-            description="The video partition runs of a `rebuild --workers N`, N at a time.")
+    if executor == "celery":
+        from dagster_celery import celery_executor as executor_def
+    else:
+        executor_def = dg.multiprocess_executor
+
+    @dg.job(name=f"{dataset}_video_fanout", executor_def=executor_def,
+            description="The video partition runs of a `rebuild --workers N` (N at a time) or "
+                        "`rebuild --executor celery` (one per celery worker at a time).")
     def fanout():
         for op in ops:
             op()
@@ -147,19 +159,22 @@ def _finished(instance: dg.DagsterInstance, token: str, cursor: str | None,
 
 def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.DagsterInstance,
                 resources: Mapping[str, dg.ConfigurableResource], on_finished: Callable[[dict], None],
-                should_stop: Callable[[], bool]) -> None:
+                should_stop: Callable[[], bool], celery: CeleryConfig | None = None) -> str:
     """Runs the fan-out. A reporting thread hands `on_finished` each video's outcome as it finishes and, once
     `should_stop()`, stops the run as Dagster terminates one: a SIGINT to the run's process, which the executor
-    forwards to the step processes (their videos are interrupted) before it returns, starting no other step."""
+    forwards to the step processes (their videos are interrupted) before it returns, starting no other step. With
+    `celery`, the steps go to its broker's workers; a stop revokes the videos not yet started."""
     from pipelines.rebuild import QUIET
 
     token, names = uuid.uuid4().hex, _step_names(video_ids)
     job = dg.build_reconstructable_job(
         __name__, video_fanout_job.__name__, reconstructable_kwargs={
             "dataset": dataset, "video_ids": list(video_ids), "rules": os.environ.get(rules_env_var(dataset)),
-            "resources": {name: resources[name].model_dump() for name in VIDEO_RESOURCES}})
-    run_config = {**QUIET, "execution": {"config": {
-        "max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": list(PRELOAD)}}}}}
+            "resources": {name: resources[name].model_dump() for name in VIDEO_RESOURCES},
+            "executor": "celery" if celery else "multiprocess"})
+    execution = celery.executor_config() if celery else {
+        "max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": list(PRELOAD)}}}
+    run_config = {**QUIET, "execution": {"config": execution}}
     done, failed = threading.Event(), []
 
     def report() -> None:
@@ -182,24 +197,43 @@ def _run_fanout(dataset: str, video_ids: list[str], workers: int, instance: dg.D
     reporter = threading.Thread(target=report, name=f"{dataset}-fanout-report", daemon=True)
     reporter.start()
     try:
-        dg.execute_job(job, instance, run_config=run_config, tags={FANOUT_TAG: token}, raise_on_error=False)
+        result = dg.execute_job(job, instance, run_config=run_config, tags={FANOUT_TAG: token}, raise_on_error=False)
     finally:
         done.set()
         reporter.join()
     if failed:
         raise failed[0]
+    return _run_error(result)
+
+
+def _run_error(result: dg.JobExecutionResult) -> str:
+    """What failed the run itself (a celery task lost or failed outside its step), '' when it succeeded."""
+    if result.success:
+        return ""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            error = event.event_specific_data.error if event.event_specific_data else None
+            if error is None:
+                return event.message or "the run failed"
+            text = " ".join(error.message.split("\n\nStack Trace:")[0].split())  # the first worker's error
+            return f"{error.cls_name}: {text[:300]}{'...' if len(text) > 300 else ''}"
+    return "the run failed"
 
 
 def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance: dg.DagsterInstance,
                    resources: Mapping[str, dg.ConfigurableResource], tracker: RebuildTracker,
-                   watch: InterruptWatch) -> None:
-    """The videos' partition runs, `workers` at a time, each outcome counted by `tracker` as it finishes, as the
-    serial loop counts it. Ctrl-C, SIGTERM (`watch`) or the circuit breaker stop the run: the videos in progress
-    are dropped (a rerun resumes them) and none starts after. Call it inside `watch`, which keeps a SIGINT that
-    arrives as the run ends from raising."""
-    total, interrupted = tracker.result.videos_total, []
+                   watch: InterruptWatch, celery: CeleryConfig | None = None) -> None:
+    """The videos' partition runs, `workers` at a time (or on `celery`'s workers), each outcome counted by
+    `tracker` as it finishes, as the serial loop counts it; a video the run returned nothing for (its celery task
+    lost, say) is counted failed. Ctrl-C, SIGTERM (`watch`) or the circuit breaker stop the run: the videos in
+    progress are dropped (a rerun resumes them) and none starts after. Call it inside `watch`, which keeps a SIGINT
+    that arrives as the run ends from raising."""
+    total, interrupted, reported = tracker.result.videos_total, [], set()
 
     def on_finished(o: dict) -> None:
+        if o["video_id"] in reported:  # a celery step handed out twice (it outran the visibility timeout)
+            return
+        reported.add(o["video_id"])
         # Stopped by the signal, not the video's failure: a step interrupted, or any failure once a stop is under
         # way (a run the signal stopped between two steps fails with no failed step). A rerun retries them.
         stopped = set(_INTERRUPTED_ERRORS) & set(o["errors"].split(","))
@@ -218,8 +252,15 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
         tracker.add(outcome)
 
     # SIGINT reaches the executor itself; SIGTERM only the watch's handler.
-    _run_fanout(dataset, video_ids, workers, instance, resources, on_finished,
-                should_stop=lambda: tracker.result.stop is not None or watch.stop.requested)
-    stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else [])
+    run_error = _run_fanout(dataset, video_ids, workers, instance, resources, on_finished,
+                            should_stop=lambda: tracker.result.stop is not None or watch.stop.requested,
+                            celery=celery)
+    stopped_run = [name for name in _INTERRUPTED_ERRORS if run_error.startswith(f"{name}:")]
+    stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else stopped_run)
     if tracker.result.stop is None and stop.requested:
         tracker.interrupted(stop, f"videos {', '.join(interrupted)}" if interrupted else "the videos")
+    elif tracker.result.stop is None:  # neither stopped nor interrupted: a video without an outcome failed
+        for video_id in (v for v in video_ids if v not in reported):
+            detail = f"the run returned no outcome for it ({run_error or 'its worker lost?'}); a rerun retries it"
+            tracker.progress(f"[{dataset}] {video_id}: FAILED: {detail}")
+            tracker.add(VideoOutcome(video_id, "failed", detail))

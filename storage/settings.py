@@ -16,6 +16,9 @@ from typing import Any, Mapping
 DEFAULT_DATA_ROOT = "./data"
 DEFAULT_RETRAIN_CRON = "0 3 * * 0"  # Sundays 03:00
 DEFAULT_BREAKER_AFTER = 3
+EXECUTORS = ("multiprocess", "celery")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+DEFAULT_VISIBILITY_TIMEOUT = 3600.0  # kombu's own default for Redis
 
 
 def default_cache_dir() -> str:
@@ -58,6 +61,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MOTIONPIPE_RDZV_ENDPOINT", "rdzv_endpoint", "host:port of the torchrun rendezvous"),
     EnvVar("MOTIONPIPE_DIST_TIMEOUT", "dist_timeout", "seconds a node waits for the others to join, and any "
                                                       "collective for the other ranks (default 600)"),
+    EnvVar("MOTIONPIPE_EXECUTOR", "executor", "how steps run: multiprocess (this machine, the default) | celery "
+                                              "(workers anywhere that share the data root and a broker)"),
+    EnvVar("MOTIONPIPE_CELERY_BROKER", "celery_broker", "the celery executor's broker, redis://host:6379/0 "
+                                                        "(or amqp://...); needed with MOTIONPIPE_EXECUTOR=celery"),
+    EnvVar("MOTIONPIPE_CELERY_BACKEND", "celery_backend", "the celery executor's result backend (default: the "
+                                                          "broker for redis://, else rpc://)"),
+    EnvVar("MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT", "celery_visibility_timeout",
+           "seconds before a step taken by a lost worker is handed to another (default 3600; keep it above the "
+           "longest step, or a slow step runs twice)"),
     EnvVar("MOTIONPIPE_VGG19_WEIGHTS", "vgg19_weights", "torchvision VGG-19 weights for the perceptual loss "
                                                        "(offline machines; python -m training.train also reads it)"),
     EnvVar("MOTIONPIPE_RULES_<DATASET>", None, "another dataset's rules or a rules file for <DATASET> "
@@ -109,6 +121,13 @@ class Settings:
     rdzv_endpoint: str | None = None
     dist_timeout: float = 600
     vgg19_weights: str | None = None
+    executor: str = "multiprocess"
+    celery_broker: str | None = None
+    celery_backend: str | None = None
+    celery_visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+
+    def __post_init__(self) -> None:
+        check_executor(self.executor, self.celery_broker)
 
     def with_flags(self, **flags: Any) -> "Settings":
         """These settings with the flags that were given (None: not given) on top."""
@@ -154,16 +173,36 @@ def _whole(text: str, what: str, minimum: int, hint: str = "") -> int:
     return value
 
 
+def check_broker(url: str, what: str = "celery broker (--broker, MOTIONPIPE_CELERY_BROKER)") -> str:
+    """A broker URL celery can use: redis://host:port/db or amqp://user@host//."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in BROKER_SCHEMES or not rest.strip("/"):
+        raise ValueError(f"{what}: {url!r} is not a broker URL (e.g. redis://127.0.0.1:6379/0, "
+                         f"amqp://guest@host//)")
+    return url
+
+
+def check_executor(executor: str, broker: str | None) -> None:
+    if executor not in EXECUTORS:
+        raise ValueError(f"MOTIONPIPE_EXECUTOR: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    if executor == "celery" and not broker:
+        raise ValueError("MOTIONPIPE_EXECUTOR=celery needs a broker: set MOTIONPIPE_CELERY_BROKER "
+                         "(or --broker), e.g. redis://127.0.0.1:6379/0")
+    if broker:
+        check_broker(broker)
+
+
 _PARSERS = {
-    "max_download_bytes": parse_size, "max_download_seconds": parse_seconds, "dist_timeout": parse_seconds,
+    "celery_broker": check_broker, "celery_backend": lambda text, what: text,
+    "celery_visibility_timeout": parse_seconds, "dist_timeout": parse_seconds,
+    "max_download_bytes": parse_size, "max_download_seconds": parse_seconds,
     "rate_limit_bytes": lambda text, what: int(text),
     "breaker_after": lambda text, what: _whole(text, what, 0, " (0 turns the breaker off)"),
     "nproc_per_node": lambda text, what: _whole(text, what, 1), "nnodes": lambda text, what: _whole(text, what, 1),
 }
 
 
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """The settings the MOTIONPIPE_* variables of `env` give (an empty value counts as unset)."""
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
     for var in ENV_VARS:
@@ -171,9 +210,16 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         if var.field in known and text:
             parse = _PARSERS.get(var.field)
             values[var.field] = parse(text, var.name) if parse else text
-    return Settings(**values)
+    return values
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The settings the MOTIONPIPE_* variables of `env` give (an empty value counts as unset)."""
+    return Settings(**_env_values(env))
 
 
 def resolve_settings(env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
-    """Command-line `flags` (None: not given) > `env` (default: this process's environment) > defaults."""
-    return settings_from_env(os.environ if env is None else env).with_flags(**flags)
+    """Command-line `flags` (None: not given) > `env` (default: this process's environment) > defaults, checked
+    together (a broker given as a flag completes MOTIONPIPE_EXECUTOR=celery)."""
+    values = _env_values(os.environ if env is None else env)
+    return Settings(**{**values, **{k: v for k, v in flags.items() if v is not None}})

@@ -46,3 +46,18 @@ def test_the_object_store_variables_are_botocores_and_the_readme_shows_them():
     section = readme[readme.index("## S3 data root and DVC remote"):][:4000]
     assert {v.name for v in OBJECT_STORE_ENV_VARS} <= set(re.findall(r"AWS_[A-Z_]+", section))
     assert "export AWS_ENDPOINT_URL=" in section and "dvc remote modify team endpointurl" in section
+
+
+def test_the_executor_is_checked_on_load_and_a_broker_flag_completes_the_environment():
+    s = resolve_settings({"MOTIONPIPE_EXECUTOR": "celery", "MOTIONPIPE_CELERY_VISIBILITY_TIMEOUT": "600"},
+                         celery_broker="redis://127.0.0.1:6379/0")
+    assert (s.executor, s.celery_broker, s.celery_visibility_timeout) == ("celery", "redis://127.0.0.1:6379/0", 600)
+    assert resolve_settings({}).executor == "multiprocess"
+    with pytest.raises(ValueError, match="MOTIONPIPE_EXECUTOR=celery needs a broker: set MOTIONPIPE_CELERY_BROKER"):
+        resolve_settings({"MOTIONPIPE_EXECUTOR": "celery"})
+    with pytest.raises(ValueError, match="MOTIONPIPE_EXECUTOR: 'k8s' is not one of multiprocess, celery"):
+        resolve_settings({"MOTIONPIPE_EXECUTOR": "k8s"})
+    with pytest.raises(ValueError, match=r"MOTIONPIPE_CELERY_BROKER: 'http://h:1' is not a broker URL"):
+        resolve_settings({"MOTIONPIPE_CELERY_BROKER": "http://h:1"})
+    with pytest.raises(ValueError, match=r"--broker, MOTIONPIPE_CELERY_BROKER\): 'h:6379' is not a broker URL"):
+        resolve_settings({}, executor="celery", celery_broker="h:6379")
