@@ -229,6 +229,7 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
     progress are dropped (a rerun resumes them) and none starts after. Call it inside `watch`, which keeps a SIGINT
     that arrives as the run ends from raising."""
     total, interrupted, reported = tracker.result.videos_total, [], set()
+    undecided: list[dict] = []  # failed with no failed step: a signal between two steps, or a failure of its own
 
     def on_finished(o: dict) -> None:
         if o["video_id"] in reported:  # a celery step handed out twice (it outran the visibility timeout)
@@ -240,6 +241,14 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
         if stopped or (o["status"] != "ok" and watch.stop.requested):
             interrupted.append(o["video_id"])
             return
+        if o["status"] != "ok" and not o["errors"]:
+            # The signal reaches the step processes as it reaches this one, whose handler may not have run yet
+            # (this is the reporting thread): decide once the run is over and the watch has seen everything.
+            undecided.append(o)
+            return
+        count(o)
+
+    def count(o: dict) -> None:
         if tracker.result.stop is not None:  # the breaker tripped: as in the serial loop, nothing counts after
             return
         ok = o["status"] == "ok"
@@ -257,6 +266,11 @@ def rebuild_videos(dataset: str, video_ids: list[str], *, workers: int, instance
                             celery=celery)
     stopped_run = [name for name in _INTERRUPTED_ERRORS if run_error.startswith(f"{name}:")]
     stop = watch.saw_interrupted_run([_INTERRUPTED_ERRORS[0]] if interrupted else stopped_run)
+    for o in undecided:
+        if stop.requested:
+            interrupted.append(o["video_id"])
+        else:
+            count(o)
     if tracker.result.stop is None and stop.requested:
         tracker.interrupted(stop, f"videos {', '.join(interrupted)}" if interrupted else "the videos")
     elif tracker.result.stop is None:  # neither stopped nor interrupted: a video without an outcome failed
