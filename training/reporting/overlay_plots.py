@@ -86,15 +86,17 @@ def _png(fig) -> bytes:
 
 
 def training_losses_png(dataset: str, curves: list[ModelCurves]) -> bytes:
-    """One panel per loss term, one line per model (log scale where every value is positive)."""
+    """One panel per loss term, one line per model in the same colour in every panel (log scale where every value
+    is positive)."""
     terms = _loss_terms(curves)
+    colour = {c.model: f"C{i % 10}" for i, c in enumerate(sorted(curves, key=lambda c: c.model))}  # one per model
     fig, axes = _figure(len(terms), f"{dataset}: training losses of every model")
     for ax, term in zip(axes, terms):
         values = []
         for c in curves:
             if term in c.series:
                 steps, ys = zip(*c.series[term])
-                ax.plot(steps, ys, label=c.model, linewidth=1.2)
+                ax.plot(steps, ys, label=c.model, linewidth=1.2, color=colour[c.model])
                 values += ys
         if values and all(v > 0 for v in values):
             ax.set_yscale("log")
