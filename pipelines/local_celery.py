@@ -31,16 +31,16 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it); the tests' services and rendezvous take theirs here."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the process's session (a worker's pool processes, a step's ffmpeg), SIGKILL after `grace`."""
-    if proc.poll() is not None:
-        return
+def stop_session(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to the process's session (a worker's pool processes, a step's ffmpeg, a webserver's code server),
+    SIGKILL after `grace`; the session is signalled even when its leader has already exited."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -90,7 +90,7 @@ class LocalCelery:
         import redis
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        port, log = _free_port(), self.folder / "redis.log"
+        port, log = free_port(), self.folder / "redis.log"
         self.redis = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
              "--dir", str(self.folder), "--protected-mode", "yes", "--logfile", str(log)],
@@ -132,13 +132,13 @@ class LocalCelery:
 
     def stop_workers(self) -> None:
         for w in self.workers:
-            _stop(w.proc)
+            stop_session(w.proc)
         self.workers = []
 
     def stop(self) -> None:
         self.stop_workers()
         if self.redis is not None:
-            _stop(self.redis, grace=5.0)
+            stop_session(self.redis, grace=5.0)
 
     def __enter__(self) -> "LocalCelery":
         return self

@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pipelines.local_celery import free_port, stop_session
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"  # screenshots kept for a human to look at
@@ -35,12 +35,6 @@ def chromium_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def log_tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else "(no webserver log)"
 
@@ -52,20 +46,6 @@ def graphql(base: str, query: str) -> dict:
         body = json.load(resp)
     assert "errors" not in body, f"GraphQL errors for {query!r}: {body['errors']}"
     return body["data"]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Ends the webserver and its code-server child: both share the process group started for the webserver."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @contextlib.contextmanager
@@ -98,7 +78,7 @@ def running_webserver(dagster_home: str, log: Path, env: dict[str, str] | None =
             time.sleep(0.5)
         yield base
     finally:
-        stop(proc)
+        stop_session(proc, grace=30)  # the webserver and its code-server child share its session
 
 
 def wait_location_loaded(base: str) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch
 import yaml
 
 from assets.models.runs import TrainingPlan, plan_training
+from pipelines.local_celery import free_port
 from pipelines.resources import training_resource
 from storage.root import DataRoot
 from storage.settings import resolve_settings
@@ -43,12 +43,6 @@ MAX_STEPS = 20
 KILL_AFTER_STEP = 3
 RUN_TIMEOUT_S = 150  # one whole run of both nodes on a loaded 2-core machine (about 15 s unloaded)
 DIST_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

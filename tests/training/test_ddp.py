@@ -14,7 +14,6 @@ workers (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); the reference runs in 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 import torch
 import yaml
 
+from pipelines.local_celery import free_port
 from training.checkpoint import load_checkpoint
 from training.config import config_to_dict, load_config, validate_config
 from training.loop.synthetic import SyntheticPairs
@@ -31,12 +31,6 @@ from training.loop.trainer import Trainer, TrainOptions
 REPO = Path(__file__).resolve().parents[2]
 SEED = 5
 OVERRIDES = {"mraa": {"equivariance_shift": 0, "equivariance_affine": 0}, "monkeynet": {}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_ranks(args: list[str], world_size: int, env: dict) -> None:

@@ -92,7 +92,7 @@ def run_ranks(checkpoints: list[str], port: int) -> list[tuple[int, str]]:
 
 
 def test_ranks_that_see_different_newest_checkpoints_refuse_to_start():
-    from tests.training.test_ddp import free_port
+    from pipelines.local_celery import free_port
 
     assert [code for code, _ in run_ranks(["runs/x/checkpoints/step-000000004.pt"] * 2, free_port())] == [0, 0]
     results = run_ranks(["runs/x/checkpoints/step-000000004.pt", ""], free_port())
