@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines.commands.leaderboard import output_dir, scored_evaluations
 from storage import paths
 from storage.root import DataRoot
 from training.reporting.ablation_tables import ablation_tables, to_markdown, write_ablation_tables
-from training.reporting.leaderboard import EVALUATIONS_DIR, METRICS_FILE, build_leaderboard, collect_results
+from training.reporting.leaderboard import build_leaderboard
 
 
 def add_ablations_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,12 +22,8 @@ def add_ablations_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 def ablations_command(args: argparse.Namespace) -> int:
     root = DataRoot.from_env(args.data_root)
-    results, sources = collect_results(root)
-    if not results:
-        raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
-    out = args.out or paths.ablations_dir(root)
-    if args.out is None and not root.is_local:
-        out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
+    results, sources = scored_evaluations(root)
+    out = output_dir(root, args.out, paths.ablations_dir(root))
     board = build_leaderboard(results, sources)
     files = write_ablation_tables(board, out)
     print(to_markdown(ablation_tables(board)))

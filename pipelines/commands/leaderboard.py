@@ -24,14 +24,25 @@ def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     return p
 
 
-def leaderboard_command(args: argparse.Namespace) -> int:
-    root = DataRoot.from_env(args.data_root)
+def scored_evaluations(root: DataRoot) -> tuple[list[dict], list[str]]:
+    """Every evaluation under the data root (``collect_results``); none is an error naming where they were sought."""
     results, sources = collect_results(root)
     if not results:
         raise FileNotFoundError(f"no evaluations found under {root.path(EVALUATIONS_DIR)}/*/{METRICS_FILE}")
-    out = args.out or paths.leaderboard_dir(root)
-    if args.out is None and not root.is_local:
-        out = root.fs.unstrip_protocol(out)  # keep the object store's scheme
+    return results, sources
+
+
+def output_dir(root: DataRoot, out: str | None, default: str) -> str:
+    """``--out``, else ``default`` under the data root, with an object store's scheme kept."""
+    if out:
+        return out
+    return default if root.is_local else root.fs.unstrip_protocol(default)
+
+
+def leaderboard_command(args: argparse.Namespace) -> int:
+    root = DataRoot.from_env(args.data_root)
+    results, sources = scored_evaluations(root)
+    out = output_dir(root, args.out, paths.leaderboard_dir(root))
     written = write_reports(root, results, sources, out)
     files = written.files
     print(to_markdown(written.videos) if getattr(args, "per_video", False) else written.board.to_markdown())
