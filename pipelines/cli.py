@@ -36,7 +36,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from assets.keys import checkpoint_key
+    from assets.models.defs import checkpoint_report, tensorboard_loss_series
     from assets.models.runs import plan_training, train_and_publish
+    from pipelines.instance_reports import report_to_dagster
     from pipelines.resources import training_resource
     from storage.root import DataRoot
     from storage.settings import resolve_settings
@@ -49,9 +52,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"training {plan.describe()}: {' '.join(plan.command)}", flush=True)
     published = train_and_publish(plan)
     print(f"published {published.path} (step {published.step}, sha256 {published.sha256[:16]})")
-    from assets.keys import checkpoint_key
-    from assets.models.defs import checkpoint_report, tensorboard_loss_series
-    from pipelines.instance_reports import report_to_dagster
+    # the asset's record (lineage, last losses, curves drawn beside the checkpoint), in the Dagster instance too
     report = checkpoint_report(checkpoint_key(args.dataset, args.model, args.stage), plan, published,
                                published.source, tensorboard_loss_series(plan))
     report_to_dagster(report, settings, f"motionpipe train {args.model} --dataset {args.dataset} --stage {args.stage}")

@@ -134,7 +134,8 @@ def write_run_curves(plan: TrainingPlan):
 
 def train_and_publish(plan: TrainingPlan) -> Published:
     """Run the plan as a plain child process (its output on this terminal), then publish: what `motionpipe train`
-    and `dvc repro` do; the Dagster asset launches the same command through Pipes instead."""
+    and `dvc repro` do; the Dagster asset launches the same command through Pipes instead. The curves beside the
+    published checkpoint are drawn by ``assets.models.defs.checkpoint_report``, which both of them build."""
     import subprocess
 
     from training.checkpoint import latest_checkpoint
@@ -146,7 +147,4 @@ def train_and_publish(plan: TrainingPlan) -> Published:
     checkpoint = latest_checkpoint(paths.run_checkpoints_dir(plan.run_dir))
     if checkpoint is None:
         raise RuntimeError(f"training {plan.describe()} left no checkpoint in {plan.run_dir}")
-    published = publish_checkpoint(checkpoint, plan)
-    if plan.stage == "main":
-        write_run_curves(plan)
-    return published
+    return publish_checkpoint(checkpoint, plan)
