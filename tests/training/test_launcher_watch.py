@@ -63,7 +63,7 @@ def test_a_worker_ends_itself_when_its_launcher_is_killed(tmp_path):
 RANK = textwrap.dedent("""
     import os, sys
     from pathlib import Path
-    from training.loop.distributed import init_distributed
+    from training.loop.distributed import init_distributed, shutdown_distributed
     from training.train import agree_on_resume
     ctx = init_distributed("cpu", os.environ)
     mine = sys.argv[1] or None
@@ -72,6 +72,8 @@ RANK = textwrap.dedent("""
     except SystemExit as exc:
         print(exc, flush=True)
         sys.exit(3)
+    finally:
+        shutdown_distributed()  # as training.train.run does: gloo aborts a process that exits with its group open
 """)
 
 
@@ -96,7 +98,6 @@ def test_ranks_that_see_different_newest_checkpoints_refuse_to_start():
 
     assert [code for code, _ in run_ranks(["runs/x/checkpoints/step-000000004.pt"] * 2, free_port())] == [0, 0]
     results = run_ranks(["runs/x/checkpoints/step-000000004.pt", ""], free_port())
-    # both refuse (3: the refusal; gloo's teardown may abort a rank after it printed why, SIGABRT)
-    assert all(code in (3, -6) for code, _ in results), results
+    assert [code for code, _ in results] == [3, 3], results
     assert "every node must see the same run folder" in results[0][1]
     assert "['step-000000004.pt', None]" in results[1][1]
